@@ -32,11 +32,14 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-deps --ignore-requires-python --no-index --find-links /wheels \
         -r requirements.lock
 COPY setup.py pyproject.toml ./
-COPY pipeline ./pipeline
-COPY components ./components
-COPY trainer ./trainer
+COPY core ./core
+COPY media ./media
+COPY demo ./demo
 COPY transforms ./transforms
+COPY trainer ./trainer
 COPY serving ./serving
+COPY components ./components
+COPY pipeline ./pipeline
 COPY configs ./configs
 RUN pip install --no-deps --no-build-isolation . \
     && python -c "import tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor, \

@@ -36,7 +36,7 @@ demo-data: $(DEMO_DATA)/.complete-$(SCALE)
 # file per modality through `polyvit serve` / `polyvit predict`.
 demo: install demo-data
 	$(BIN)/polyvit run --config configs/demo.yaml --set data_root=$(DEMO_DATA)
-	$(BIN)/python -m serving.demo --config configs/demo.yaml --data-root $(DEMO_DATA)
+	$(BIN)/python -m pipeline.serve_demo --config configs/demo.yaml --data-root $(DEMO_DATA)
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-PACKAGES = ["pipeline", "components", "trainer", "transforms", "serving"]
+PACKAGES = ["core", "media", "demo", "transforms", "trainer", "serving", "components", "pipeline"]
 
 setup(
     name="polyvit",
@@ -10,7 +10,7 @@ setup(
     description=__doc__,
     python_requires=">=3.10",
     packages=find_packages(include=[p for name in PACKAGES for p in (name, f"{name}.*")]),
-    package_data={"pipeline": ["schema/*.pbtxt"]},
+    package_data={"core": ["schema/*.pbtxt"]},
     # The exact versions live in requirements.lock (installed by the Makefile); these name what
     # the code imports, so that `pip check` and other installers see the real dependencies.
     install_requires=[

@@ -28,18 +28,18 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import pipeline.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+import core.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # isort: split
-from pipeline import config as config_lib  # noqa: E402
+from core import config as config_lib  # noqa: E402
+from core import features  # noqa: E402
 from trainer import train_loop  # noqa: E402
-from transforms import features  # noqa: E402
 
 
 def ensure_records(config: config_lib.Config, work: str, scale: str) -> str:
     """The demo media written and ingested under `work` (skipped when already there)."""
     from components.media_example_gen.beam_ingest import ingest
-    from pipeline.demo_data.generate import generate
+    from demo.generate import generate
 
     data_dir, records = os.path.join(work, "demo_data"), os.path.join(work, "records")
     if not os.path.exists(os.path.join(records, ".complete")):

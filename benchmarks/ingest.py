@@ -151,7 +151,7 @@ def run_polyvit_ingest(source: str, modality: str, workers: int, out_root: str) 
     seconds, cpu = time.time() - start, _children_cpu() - cpu
     if result.returncode != 0:
         raise SystemExit(f"polyvit ingest failed:\n{result.stderr[-3000:]}")
-    from components.media_example_gen import dmvr
+    from media import dmvr
 
     clips = frames = 0
     for path in glob.glob(os.path.join(output, "Split-*", "*.gz")):
@@ -215,8 +215,8 @@ def peak_kb():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 sys.path.insert(0, {repo!r})
-from components.media_example_gen import decode, dmvr
-from pipeline.config import Ingestion
+from media import decode, dmvr
+from core.config import Ingestion
 ingestion = Ingestion(fps={fps}, short_side={short_side}, sample_rate={rate}, clip_seconds={clip})
 baseline = peak_kb()
 start, clips, frames = time.time(), 0, 0

@@ -22,9 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline import config as config_lib  # noqa: E402  (sets the TF environment first)
-from pipeline import env  # noqa: E402, F401
-from transforms import features as keys  # noqa: E402
+from core import config as config_lib  # noqa: E402  (sets the TF environment first)
+from core import env  # noqa: E402, F401
+from core import features as keys  # noqa: E402
 from transforms import input_pipeline  # noqa: E402
 
 

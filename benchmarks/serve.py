@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from pipeline import env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from core import env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 
 
 def export_model(config, base: str, name: str) -> str:
@@ -43,8 +43,8 @@ def export_model(config, base: str, name: str) -> str:
 def image_examples(count: int, size: int, seed: int = 0) -> list[bytes]:
     import tensorflow as tf
 
-    from components.media_example_gen.decode import DecodedClip
-    from components.media_example_gen.dmvr import ClipMetadata, build_sequence_example
+    from media.decode import DecodedClip
+    from media.dmvr import ClipMetadata, build_sequence_example
 
     rng = np.random.default_rng(seed)
     examples = []
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from pipeline import config as config_lib
+    from core import config as config_lib
     from serving.batching import BatchingOptions
     from serving.servable import load_servable
 

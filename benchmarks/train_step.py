@@ -26,12 +26,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import pipeline.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+import core.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # isort: split
 import tensorflow as tf  # noqa: E402
 
-from pipeline import config as config_lib  # noqa: E402
+from core import config as config_lib  # noqa: E402
 from trainer.losses import per_example_loss  # noqa: E402
 from trainer.model import build_model, parameter_groups  # noqa: E402
 from trainer.optimizers import build_optimizer  # noqa: E402
@@ -40,7 +40,7 @@ from trainer.optimizers import build_optimizer  # noqa: E402
 def forward_flops(size, num_tokens: int, patch_dim: int, num_classes: int) -> int:
     """Matmul FLOPs of one example's forward pass (2 per multiply-add).
 
-    size: a pipeline.config.ModelSize; num_tokens includes the class token; patch_dim is the
+    size: a core.config.ModelSize; num_tokens includes the class token; patch_dim is the
     flattened patch length (prod(patch) * channels)."""
     n, d, m = num_tokens, size.hidden_size, size.mlp_dim
     embed = 2 * (n - 1) * patch_dim * d

@@ -6,7 +6,7 @@ is that module for the project's artifact types, exposed lazily so that importin
 `components` stays cheap.
 """
 
-import pipeline.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import core.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 _ARTIFACT_TYPES = {
     "MediaQuarantine": "components.media_example_gen.executor",

@@ -1,3 +1,3 @@
 """Pipeline definition, configuration, runners and the `polyvit` command line."""
 
-from pipeline import env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from core import env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

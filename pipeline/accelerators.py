@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import Config, ConfigError, Kubeflow, Training
+from core.config import Config, ConfigError, Kubeflow, Training
 
 # Names Kubernetes and GKE define (facts of the platform, not tunables).
 # KFP's open-source backend uses the accelerator type as the container's resource limit name.

@@ -10,31 +10,13 @@ import argparse
 import importlib
 import sys
 
-from pipeline import env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
-DEFAULT_CONFIG = "configs/demo.yaml"
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", default=DEFAULT_CONFIG, help=f"YAML config file (default: {DEFAULT_CONFIG})"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set training.steps=500 or "
-        "--set tasks.digits.batch_size=16 (repeatable)",
-    )
-
+from core import cli_args, env  # noqa: F401  (env: TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # Each subcommand: (module that implements it, one-line help). For a subcommand `foo-bar` the
 # module has `add_foo_bar_arguments(parser)` and `foo_bar(args) -> int`.
 SUBCOMMANDS = {
     "make-demo-data": (
-        "pipeline.demo_data.cli",
+        "demo.cli",
         "write the built-in demo media (images, video, audio) to a folder",
     ),
     "run": (
@@ -49,8 +31,8 @@ SUBCOMMANDS = {
     "submit": ("pipeline.kubeflow_client", "submit a compiled pipeline to a KFP backend"),
     "schedule": ("pipeline.kubeflow_client", "create a recurring (scheduled) KFP run"),
     "runs": ("pipeline.kubeflow_client", "list recent KFP runs and their states"),
-    "serve": ("serving.server", "serve exported models over TF Serving's gRPC API"),
-    "predict": ("serving.client", "send media files to a model server, print top-k labels"),
+    "serve": ("serving.cli", "serve exported models over TF Serving's gRPC API"),
+    "predict": ("serving.cli", "send media files to a model server, print top-k labels"),
     "config": ("pipeline.cli", "check a config and print it resolved (after --set overrides)"),
 }
 
@@ -77,17 +59,13 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, d
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_args(parser)
+    cli_args.add_config_args(parser)
 
 
 def config(args: argparse.Namespace) -> int:
-    from pipeline import config as config_lib
+    from core import config as config_lib
 
-    try:
-        print(config_lib.dump(config_lib.load(args.config, args.overrides)), end="")
-    except config_lib.ConfigError as e:
-        print(f"polyvit config: {e}", file=sys.stderr)
-        return 2
+    print(config_lib.dump(cli_args.load_config(args)), end="")
     return 0
 
 
@@ -99,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    return int(handlers[args.command](args) or 0)
+    from core.config import ConfigError
+
+    try:
+        return int(handlers[args.command](args) or 0)
+    except ConfigError as e:
+        # Every subcommand reports a missing or bad config the same way.
+        print(f"polyvit {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

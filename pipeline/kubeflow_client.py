@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from pipeline import config as config_lib
-from pipeline.cli import add_config_args
+from core import config as config_lib
+from core.cli_args import add_config_args, load_config
 
 TOKEN_ENV = "KFP_TOKEN"
 DEFAULT_PACKAGE = "pipeline.yaml"
@@ -240,7 +240,7 @@ def make_client(args: argparse.Namespace, kubeflow: config_lib.Kubeflow):
 
 
 def _load(args: argparse.Namespace) -> tuple[config_lib.Config, dict[str, Any], dict[str, Any]]:
-    config = config_lib.load(args.config, args.overrides)
+    config = load_config(args)
     spec = read_package(args.package)
     arguments = parse_params(args.params, spec)
     return config, spec, arguments
@@ -285,7 +285,7 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
 def submit(args: argparse.Namespace) -> int:
     try:
         config, spec, arguments = _load(args)
-    except (config_lib.ConfigError, SubmitError) as e:
+    except SubmitError as e:
         return _fail("submit", e)
     kubeflow = config.kubeflow
     client = make_client(args, kubeflow)
@@ -329,7 +329,7 @@ def schedule(args: argparse.Namespace) -> int:
         )
         if concurrency < 1:
             raise SubmitError(f"--max-concurrency: must be at least 1, got {concurrency}")
-    except (config_lib.ConfigError, SubmitError) as e:
+    except SubmitError as e:
         return _fail("schedule", e)
     client = make_client(args, kubeflow)
     experiment = client.create_experiment(
@@ -374,10 +374,7 @@ def run_rows(runs: list[Any]) -> list[tuple[str, str, str, str]]:
 
 
 def runs(args: argparse.Namespace) -> int:
-    try:
-        config = config_lib.load(args.config, args.overrides)
-    except config_lib.ConfigError as e:
-        return _fail("runs", e)
+    config = load_config(args)
     kubeflow = config.kubeflow
     client = make_client(args, kubeflow)
     experiment_id = None

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
+from core import config as config_lib
+from core.cli_args import add_config_args, load_config
 from pipeline import accelerators
-from pipeline import config as config_lib
-from pipeline.cli import add_config_args
 
 # Runtime parameters a user changes per run (`polyvit submit --param NAME=VALUE`).
 DATA_ROOT_PARAM = "data_root"
@@ -248,11 +248,11 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
 
 def compile(args: argparse.Namespace) -> int:
     try:
-        config = config_lib.load(args.config, args.overrides)
+        config = load_config(args)
         package_text(args.output, {}, {})  # reject a bad suffix before the slow build
         spec, platform = compile_pipeline(config, image=args.image)
         write_package(args.output, spec, platform)
-    except (config_lib.ConfigError, CompileError) as e:
+    except CompileError as e:
         print(f"polyvit compile: {e}", file=sys.stderr)
         return 2
     tasks = sorted(spec["root"]["dag"]["tasks"])

@@ -14,15 +14,13 @@ import os
 import sys
 
 from components.media_example_gen.executor import MediaQuarantine
-from pipeline import cli
-from pipeline import config as config_lib
-from transforms import features
+from core import cli_args, features
 
 METADATA_FILE = "metadata.sqlite"
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    cli.add_config_args(parser)
+    cli_args.add_config_args(parser)
     parser.add_argument(
         "--pipeline-root",
         help="where artifacts and metadata.sqlite go (default: the config's pipeline_root)",
@@ -189,11 +187,7 @@ def _model_lines(outputs: RunOutputs) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_lib.load(args.config, args.overrides)
-    except (config_lib.ConfigError, OSError) as e:
-        print(f"polyvit run: {e}", file=sys.stderr)
-        return 2
+    config = cli_args.load_config(args)
     pipeline_root = _absolute(args.pipeline_root or config.pipeline_root)
     data_root = _absolute(args.data_root or config.data_root)
     metadata_path = os.path.join(pipeline_root, METADATA_FILE)

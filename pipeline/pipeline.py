@@ -3,7 +3,7 @@
 Stages, in order:
   MediaExampleGen      raw media of every task -> Examples (train/eval) + MediaQuarantine
   StatisticsGen        TFDV statistics per split, and per task (slices)
-  MediaSchemaGen       the curated data contract, pipeline/schema/schema.pbtxt, plus the train
+  MediaSchemaGen       the curated data contract, core/schema/schema.pbtxt, plus the train
                        labels and task names as domains (not ImportSchemaGen: it copies a path
                        fixed at compile time, which does not exist inside a Kubeflow container)
   ExampleValidator     statistics vs. schema -> ExampleAnomalies
@@ -30,13 +30,13 @@ from tfx import v1 as tfx
 from tfx_bsl.public.proto import slicing_spec_pb2
 
 from components.data_validation.component import DataValidationGate, MediaSchemaGen
-from components.infra_validation.component import ServingValidator
+from components.evaluation.config import make_eval_config
 from components.media_example_gen.component import MediaExampleGen
 from components.model_report.component import ModelReport, report_config_json
+from components.serving_validator.component import ServingValidator
+from core import features
+from core.config import Config, to_custom_config
 from pipeline import accelerators
-from pipeline.config import Config, to_custom_config
-from pipeline.evaluation import make_eval_config
-from transforms import features
 
 
 def stats_options(config: Config) -> tfdv.StatsOptions:
@@ -118,6 +118,12 @@ def model_stages(
         disable_statistics=True,
         splits_config=tfx.proto.SplitsConfig(analyze=[features.TRAIN]),
     )
+    # Where the Trainer runs (kubeflow.trainer_accelerator) decides the strategy when the
+    # config leaves it at `default`: a TPU slice gets TPUStrategy, several GPUs MirroredStrategy.
+    strategy = accelerators.strategy_for(config.kubeflow, config.training)
+    trainer_config = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, strategy=strategy)
+    )
     trainer = accelerators.trainer_component_class(config)(
         run_fn="trainer.run_fn.run_fn",
         examples=examples,
@@ -126,7 +132,7 @@ def model_stages(
         train_args=train_args or tfx.proto.TrainArgs(num_steps=config.training.steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         custom_config={
-            **to_custom_config(config),
+            **to_custom_config(trainer_config),
             **accelerators.trainer_custom_config(config),
         },
     )

@@ -1,3 +1,3 @@
 """gRPC inference clients and a local TF-Serving-compatible model server."""
 
-import pipeline.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import core.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

@@ -9,17 +9,14 @@ server.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
 
-from pipeline.config import Ingestion
+from core.config import Ingestion
 
 # The file's modality when no task says otherwise: by extension, as users name files.
 _EXTENSIONS = {
@@ -60,8 +57,8 @@ def task_modalities(signature_defs) -> dict[str, str | None]:
 
 def encode_file(path: str, modality: str, ingestion: Ingestion, task: str = "") -> list[bytes]:
     """The file's clips as serialized DMVR SequenceExamples, exactly as ingestion writes them."""
-    from components.media_example_gen.decode import decode_file
-    from components.media_example_gen.dmvr import ClipMetadata, build_sequence_example
+    from media.decode import decode_file
+    from media.dmvr import ClipMetadata, build_sequence_example
 
     clips = decode_file(path, modality, ingestion)
     return [
@@ -222,72 +219,3 @@ class PolyvitClient:
                 )
             )
         return predictions
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-
-
-def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.cli import add_config_args
-
-    add_config_args(parser)
-    parser.add_argument("--server", help="HOST:PORT (default: 127.0.0.1:<serving.port>)")
-    parser.add_argument("--model", help="model name (default: serving.model_name)")
-    parser.add_argument("--task", help="task signature (default: every task of the file's kind)")
-    parser.add_argument("--top-k", type=int, help="labels to print (default: serving.top_k)")
-    parser.add_argument("--json", action="store_true", help="print JSON lines for machines")
-    parser.add_argument("--timeout", type=float, help="seconds per call (default: config)")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="video, audio or image files")
-
-
-def format_prediction(prediction: Prediction) -> str:
-    clips = f", {prediction.clips} clips" if prediction.clips != 1 else ""
-    lines = [f"{prediction.file}  [{prediction.task}, version {prediction.model_version}{clips}]"]
-    lines += [f"  {score:7.4f}  {label}" for label, score in prediction.top_k]
-    return "\n".join(lines)
-
-
-def predict(args: argparse.Namespace) -> int:
-    from components.media_example_gen.errors import MediaError
-    from pipeline import config as config_lib
-
-    try:
-        config = config_lib.load(args.config, args.overrides)
-    except (config_lib.ConfigError, FileNotFoundError) as e:
-        print(f"polyvit predict: {e}", file=sys.stderr)
-        return 2
-    serving = config.serving
-    client = PolyvitClient(
-        args.server or f"127.0.0.1:{serving.port}",
-        args.model or serving.model_name,
-        timeout=args.timeout or serving.client_timeout_seconds,
-        retries=serving.client_retries,
-        backoff=serving.client_backoff_seconds,
-        max_message_mb=serving.max_message_mb,
-        ingestion=config.ingestion,
-    )
-    k = serving.top_k if args.top_k is None else args.top_k
-    failed = 0
-    with client:
-        for path in args.files:
-            try:
-                predictions = client.predict_file(path, args.task, k)
-            except (ValueError, MediaError) as e:
-                print(f"polyvit predict: {e}", file=sys.stderr)
-                failed += 1
-                continue
-            except grpc.RpcError as e:
-                print(f"polyvit predict: {path}: {e.code().name}: {e.details()}", file=sys.stderr)
-                failed += 1
-                continue
-            for prediction in predictions:
-                if args.json:
-                    record = asdict(prediction)
-                    record["top_k"] = [
-                        {"label": label, "score": score} for label, score in prediction.top_k
-                    ]
-                    print(json.dumps(record), flush=True)
-                else:
-                    print(format_prediction(prediction), flush=True)
-    return 1 if failed else 0

@@ -8,11 +8,7 @@ ModelService.GetModelStatus and the standard gRPC health service.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
-import sys
-import threading
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -20,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from pipeline.config import Serving
+from core.config import Serving
 from serving import layout
 from serving.batching import BatchingOptions
 from serving.handlers import Handlers, replay_warmup
@@ -36,7 +32,7 @@ MODEL_SERVICE = "tensorflow.serving.ModelService"
 
 @dataclass
 class ServerOptions:
-    """How to run the server. Defaults are the config's (pipeline.config.Serving), so the
+    """How to run the server. Defaults are the config's (core.config.Serving), so the
     library, the CLI and the config cannot drift apart."""
 
     model_base_path: str
@@ -174,75 +170,3 @@ class ModelServer:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
             self._metrics_http = None
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.cli import add_config_args
-
-    add_config_args(parser)
-    parser.add_argument(
-        "--model-base-path",
-        help="folder holding <model_name>/<version>/ " "(default: serving.push_dir)",
-    )
-    parser.add_argument("--model-name", help="model name (default: serving.model_name)")
-    parser.add_argument("--port", type=int, help="gRPC port (default: serving.port)")
-    parser.add_argument("--host", help="address to bind (default: serving.host, loopback)")
-    parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port; 0 = off")
-    parser.add_argument("--poll-seconds", type=float, help="how often to look for new versions")
-    parser.add_argument(
-        "--enable-batching",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="merge concurrent requests into batches (default: serving.enable_batching)",
-    )
-    parser.add_argument("--max-batch-size", type=int)
-    parser.add_argument("--batch-timeout-micros", type=int)
-    parser.add_argument("--num-batch-threads", type=int)
-
-
-_FLAG_FIELDS = (
-    "model_base_path",
-    "model_name",
-    "port",
-    "host",
-    "metrics_port",
-    "poll_seconds",
-    "enable_batching",
-    "max_batch_size",
-    "batch_timeout_micros",
-    "num_batch_threads",
-)
-
-
-def serve(args: argparse.Namespace) -> int:
-    from pipeline import config as config_lib
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        config = config_lib.load(args.config, args.overrides)
-    except (config_lib.ConfigError, FileNotFoundError) as e:
-        print(f"polyvit serve: {e}", file=sys.stderr)
-        return 2
-    flags = {k: getattr(args, k) for k in _FLAG_FIELDS if getattr(args, k, None) is not None}
-    try:
-        options = ServerOptions.from_config(config.serving, **flags)
-        server = ModelServer(options).start()
-    except (ValueError, OSError) as e:
-        print(f"polyvit serve: {e}", file=sys.stderr)
-        return 2
-    stopping = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info("signal %d: shutting down gracefully", signum)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print(f"polyvit serve: {options.model_name} on {server.target}", flush=True)
-    stopping.wait()
-    server.stop()
-    return 0

@@ -1,3 +1,3 @@
 """The PolyViT model, co-training loop, run_fn and export signatures."""
 
-import pipeline.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import core.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

@@ -30,9 +30,9 @@ import functools
 
 import tensorflow as tf
 
-from pipeline.config import Config, Task
+from core import features as keys
+from core.config import Config, Task
 from trainer.export import average_clips, check_vocabularies, scores_from_logits
-from transforms import features as keys
 from transforms import input_pipeline
 
 EVAL_SIGNATURE = "tfma_eval"

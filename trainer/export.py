@@ -24,8 +24,8 @@ import os
 
 import tensorflow as tf
 
-from pipeline.config import Config, Task
-from transforms import features as keys
+from core import features as keys
+from core.config import Config, Task
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 PREDICT_METHOD = "tensorflow/serving/predict"

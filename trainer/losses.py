@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import Task
+from core.config import Task
 
 
 def smooth_labels(labels: tf.Tensor, smoothing: float, label_type: str) -> tf.Tensor:

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import Config
+from core.config import Config
 from trainer.encoder import Encoder
 from trainer.heads import TaskHead
 from trainer.tokenizers import make_tokenizer

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import ConfigError, Training
+from core.config import ConfigError, Training
 
 # Variables whose names match are never decayed, whatever their rank.
 _NO_DECAY_NAME = re.compile(r"(pos_?emb|posembed|position|cls|class_token|bias|norm|scale)", re.I)

@@ -1,13 +1,13 @@
 """`run_fn` for the TFX Trainer (generic executor): co-train, evaluate, export.
 
     Trainer(run_fn="trainer.run_fn.run_fn", examples=..., [transform_graph=...],
-            custom_config={"config": pipeline.config.to_dict(config)},
+            custom_config={"config": core.config.to_dict(config)},
             train_args=..., eval_args=...)
 
 Reads from `fn_args`:
-  custom_config["config"]  the whole typed config (pipeline/config.py), as plain data or JSON
+  custom_config["config"]  the whole typed config (core/config.py), as plain data or JSON
   train_files/eval_files   TFX's `<examples_uri>/Split-<split>/*`; each task's records are
-                           `Split-<split>/<task>-*.gz` (transforms.features.task_file_pattern)
+                           `Split-<split>/<task>-*.gz` (core.features.task_file_pattern)
   train_steps              when set (train_args.num_steps), replaces training.steps
   eval_steps               when set (eval_args.num_steps), replaces training.eval_steps
   transform_output         when set, audio normalisation statistics from the TransformGraph
@@ -29,10 +29,9 @@ import re
 
 import tensorflow as tf
 
-from pipeline import accelerators
-from pipeline import config as config_lib
+from core import config as config_lib
+from core import features
 from trainer import train_loop
-from transforms import features
 
 log = logging.getLogger("polyvit.trainer")
 
@@ -115,12 +114,9 @@ def transform_statistics(transform_output: str | None) -> dict:
 def run_fn(fn_args) -> None:
     """The TFX Trainer's entry point (see the module docstring)."""
     config = config_lib.from_custom_config(fn_args.custom_config, "run_fn")
-    # Where the Trainer runs (kubeflow.trainer_accelerator) decides the strategy when the
-    # config leaves it at `default`: a TPU slice gets TPUStrategy, several GPUs MirroredStrategy.
+    # training.strategy arrives resolved: create_pipeline picks it from where the Trainer runs.
     training = dataclasses.replace(
-        config.training,
-        strategy=accelerators.strategy_for(config.kubeflow, config.training),
-        eval_steps=int(fn_args.eval_steps or config.training.eval_steps),
+        config.training, eval_steps=int(fn_args.eval_steps or config.training.eval_steps)
     )
     config = dataclasses.replace(config, training=training)
     train = task_patterns(fn_args.train_files, config, "train")

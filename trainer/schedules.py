@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import ConfigError, Task, Training
+from core.config import ConfigError, Task, Training
 
 SINGLE_TASK_SCHEDULES = ("weighted", "uniform", "task_by_task")
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
-from pipeline.config import ConfigError, Training
+from core.config import ConfigError, Training
 
 TPU_ENV = "TPU_NAME"
 

@@ -173,7 +173,7 @@ class AudioTokenizer(Tokenizer):
 
 
 def make_tokenizer(modality: str, size, name: str) -> Tokenizer:
-    """The tokenizer of `modality` sized by a `pipeline.config.ModelSize`."""
+    """The tokenizer of `modality` sized by a `core.config.ModelSize`."""
     if modality == "image":
         return ImageTokenizer(size.hidden_size, size.patch_size, size.dropout, name=name)
     if modality == "video":

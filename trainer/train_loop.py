@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import Config, ConfigError, Task
+from core.config import Config, ConfigError, Task
 from trainer import losses, metrics, optimizers, schedules, strategies
 
 METRICS_FILE = "eval_metrics.json"

@@ -34,7 +34,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from pipeline.config import Config
+from core.config import Config
 from trainer.tokenizers import central_frame_kernel
 
 log = logging.getLogger(__name__)

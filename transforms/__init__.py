@@ -1,3 +1,3 @@
 """preprocessing_fn and the in-graph media processors shared by training and serving."""
 
-import pipeline.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import core.env  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

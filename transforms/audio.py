@@ -17,7 +17,7 @@ import math
 
 import tensorflow as tf
 
-from pipeline.config import Inputs
+from core.config import Inputs
 from transforms.video import clip_starts
 
 # Added to the mel energies before the log: keeps digital silence finite (log(1e-6) = -13.8)

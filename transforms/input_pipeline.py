@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import Inputs, Task
+from core.config import Inputs, Task
 from transforms import audio, video
 from transforms.audio import log_mel_spectrogram
 from transforms.augment import mixup

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from transforms import features as keys
+from core import features as keys
 
 IMAGE, VIDEO, AUDIO = "image", "video", "audio"
 MODALITIES = (IMAGE, VIDEO, AUDIO)

@@ -2,7 +2,7 @@
 
 TFX's Transform component runs `preprocessing_fn` over the train split of MediaExampleGen's
 DMVR SequenceExamples (read as tensors through the curated schema's tensor representations,
-pipeline/schema/schema.pbtxt) and writes a TransformGraph artifact holding, as assets:
+core/schema/schema.pbtxt) and writes a TransformGraph artifact holding, as assets:
 
     labels_<task>       the task's label vocabulary, one label per line, SORTED, over the labels
                         of that task's examples only: the ingestion's order, so the index of a
@@ -25,7 +25,7 @@ Transform runs with `materialize=False` (copying video is too costly); its trans
 and so a test can check that the vocabulary's indices are the records' indices.
 
 Entry points: `preprocessing_fn(inputs, custom_config)` (the module path given to Transform is
-`transforms.preprocessing`), `pipeline.config.to_custom_config(config)` (its custom_config) and
+`transforms.preprocessing`), `core.config.to_custom_config(config)` (its custom_config) and
 `read_transform_stats(transform_output_dir)` (for run_fn and export).
 """
 
@@ -41,8 +41,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
-from pipeline import config as config_lib
-from transforms import features as keys
+from core import config as config_lib
+from core import features as keys
 from transforms.audio import resample
 from transforms.input_pipeline import log_mel_spectrogram
 
@@ -215,13 +215,13 @@ def log_mel_moments(waveforms: tf.RaggedTensor, rates: tf.Tensor, inputs_config)
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
-    """TFX Transform's entry point. `custom_config`: `pipeline.config.to_custom_config(config)`."""
+    """TFX Transform's entry point. `custom_config`: `core.config.to_custom_config(config)`."""
     config = config_lib.from_custom_config(custom_config, "preprocessing_fn")
     for key in (keys.TASK, keys.LABEL_TEXT):
         if key not in inputs:
             raise ValueError(
                 f"preprocessing_fn: no {key!r} tensor; the schema's tensor_representation_group "
-                f"must represent it (pipeline/schema/schema.pbtxt). Have {sorted(inputs)}"
+                f"must represent it (core/schema/schema.pbtxt). Have {sorted(inputs)}"
             )
     tasks = _task_names(inputs)
     labels = _rows(inputs[keys.LABEL_TEXT])

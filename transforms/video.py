@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import Inputs
+from core.config import Inputs
 
 
 def clip_starts(

@@ -15,8 +15,8 @@ from __future__ import annotations
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from pipeline.schema import CURATED_SCHEMA_PATH
-from transforms import features
+from core import features
+from core.schema import CURATED_SCHEMA_PATH
 
 LABEL_DOMAIN = "train_labels"
 TASK_DOMAIN = "tasks"
@@ -31,7 +31,7 @@ REQUIRED_LISTS = {
 
 
 def curated_schema() -> schema_pb2.Schema:
-    """The data contract, pipeline/schema/schema.pbtxt, read from the installed package.
+    """The data contract, core/schema/schema.pbtxt, read from the installed package.
 
     Read at execution time, not copied from a path fixed when the pipeline was compiled, so the
     same pipeline runs on a laptop and in a Kubeflow container.
@@ -205,5 +205,5 @@ def describe_anomalies(split: str, anomalies: anomalies_pb2.Anomalies) -> list[s
 def gate_message(problems: list[str]) -> str:
     return (
         "data validation failed, training will not start. Fix the data (or, if the change is "
-        "intended, pipeline/schema/schema.pbtxt):\n  " + "\n  ".join(problems)
+        "intended, core/schema/schema.pbtxt):\n  " + "\n  ".join(problems)
     )

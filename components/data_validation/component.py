@@ -20,7 +20,7 @@ from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 
 from components.data_validation import checks
-from transforms import features
+from core import features
 
 # Where ExampleValidator writes each split's anomalies inside its artifact.
 _ANOMALIES_FILE = "SchemaDiff.pb"
@@ -33,7 +33,7 @@ def MediaSchemaGen(
     schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
     task_names: tfx.dsl.components.Parameter[str],
 ) -> None:
-    """The curated schema (pipeline/schema/schema.pbtxt, read from the installed package) with
+    """The curated schema (core/schema/schema.pbtxt, read from the installed package) with
     the train split's labels and the config's task names as domains.
 
     Validating eval against it flags every eval label never seen in train.

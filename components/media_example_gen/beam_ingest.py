@@ -30,10 +30,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.media_example_gen import decode, dmvr, fs, sources
-from components.media_example_gen.errors import MediaError, QuarantineRecord
-from pipeline.config import Config, ConfigError, Ingestion
-from transforms import features
+from components.media_example_gen import sources
+from core import features
+from core.config import Config, ConfigError, Ingestion
+from media import decode, dmvr, fs
+from media.errors import MediaError, QuarantineRecord
 
 METRICS_NAMESPACE = "polyvit.ingest"
 QUARANTINE_FILE = "quarantine.jsonl"

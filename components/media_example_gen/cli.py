@@ -20,7 +20,7 @@ import os
 import sys
 import typing
 
-from pipeline.config import Config, ConfigError, DataSource, Ingestion, Layout, Task
+from core.config import Config, ConfigError, DataSource, Ingestion, Layout, Task
 
 _MODALITIES = ("video", "audio", "image")
 

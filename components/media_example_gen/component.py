@@ -24,14 +24,14 @@ from components.media_example_gen.executor import (
     QUARANTINE_KEY,
     MediaQuarantine,
 )
-from pipeline import config as config_lib
+from core import config as config_lib
 
 __all__ = ["MediaExampleGen", "MediaExampleGenSpec", "MediaQuarantine"]
 
 
 class MediaExampleGenSpec(component_spec.ComponentSpec):
     PARAMETERS = {
-        # JSON of pipeline.config.to_dict: the executor rebuilds (and re-validates) the Config.
+        # JSON of core.config.to_dict: the executor rebuilds (and re-validates) the Config.
         CONFIG_KEY: component_spec.ExecutionParameter(type=str),
         # Folder (or bucket) the tasks' data paths are relative to.
         DATA_ROOT_KEY: component_spec.ExecutionParameter(type=str),

@@ -17,8 +17,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.media_example_gen import beam_ingest
-from pipeline import config as config_lib
-from transforms import features
+from core import config as config_lib
+from core import features
 
 EXAMPLES_KEY = "examples"
 QUARANTINE_KEY = "quarantine"

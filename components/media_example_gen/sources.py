@@ -3,7 +3,7 @@
 `list_task_sources(task, data_root, eval_fraction)` reads the task's folders or CSV files and
 returns the clips to decode, each with its labels and split, plus a quarantine record for every
 row that cannot become a clip (missing file, path outside the data root, bad times, unknown
-label). Layouts are described in `pipeline/config.py` (`Layout`).
+label). Layouts are described in `core/config.py` (`Layout`).
 
 Determinism: the label vocabulary is `sorted(set(train labels))`, and when the dataset gives no
 split, a hash of the media file's path (relative to the data root) decides, so every clip of one
@@ -19,10 +19,10 @@ import io
 import os
 import posixpath
 
-from components.media_example_gen import errors, fs
-from components.media_example_gen.errors import MediaError, QuarantineRecord
-from pipeline.config import DataSource, Task
-from transforms.features import EVAL, TRAIN
+from core.config import DataSource, Task
+from core.features import EVAL, TRAIN
+from media import errors, fs
+from media.errors import MediaError, QuarantineRecord
 
 # Split names used in datasets' own split columns, mapped to ours.
 _SPLIT_ALIASES = {

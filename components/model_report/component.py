@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact
 
 from components.model_report import report as report_lib
-from pipeline import config as config_lib
+from core import config as config_lib
 
 
 class ModelReportArtifact(artifact.Artifact):

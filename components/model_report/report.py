@@ -14,7 +14,7 @@ import os
 import tensorflow as tf
 
 from components.model_report import render, results
-from pipeline.config import Config
+from core.config import Config
 from trainer.metrics import headline_metric_name
 
 INDEX = "index.html"
@@ -34,7 +34,7 @@ def blessing_decision(blessing_uri: str | None) -> bool | None:
 
 
 def configured_thresholds(config: Config, has_baseline: bool) -> dict[str, dict[str, str]]:
-    """{task: {metric: text}}: the gate of pipeline/evaluation.py, as the report states it."""
+    """{task: {metric: text}}: the evaluation gate (components/evaluation), as the report says."""
     result = {}
     for task in config.tasks:
         parts = []

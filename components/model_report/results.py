@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from transforms import features
+from core import features
 
 OVERALL = "overall"
 CANDIDATE, BASELINE = "candidate", "baseline"

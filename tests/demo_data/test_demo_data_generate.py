@@ -19,9 +19,9 @@ from demo_data_media_checks import (
     peak_frequencies,
 )
 
-from pipeline import config as config_lib
-from pipeline.demo_data import audio, generate, presets
-from pipeline.demo_data import cli as demo_cli
+from core import config as config_lib
+from demo import audio, generate, presets
+from demo import cli as demo_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MEDIA_EXTS = {".png", ".jpg", ".mp4", ".wav", ".flac"}
@@ -56,7 +56,7 @@ def _files(manifest: dict, dataset: str) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------
-# Layout: what configs/demo.yaml and the Layout rules of pipeline/config.py expect.
+# Layout: what configs/demo.yaml and the Layout rules of core/config.py expect.
 
 
 def test_layout_matches_demo_config(data_dir):

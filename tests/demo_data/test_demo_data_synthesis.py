@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from demo_data_media_checks import direction_from_motion, first_frame_position
 
-from pipeline.demo_data import audio, generate, images, presets, video, writers
-from pipeline.demo_data.cli import summary_table
+from demo import audio, generate, images, presets, video, writers
+from demo.cli import summary_table
 
 SEED = 0
 

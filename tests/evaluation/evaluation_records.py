@@ -10,10 +10,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.media_example_gen.decode import DecodedClip
-from components.media_example_gen.dmvr import ClipMetadata, build_sequence_example
-from pipeline import config as config_lib
-from transforms import features as keys
+from core import config as config_lib
+from core import features as keys
+from media.decode import DecodedClip
+from media.dmvr import ClipMetadata, build_sequence_example
 
 RATE = 16000
 VOCABULARIES = {

@@ -17,11 +17,11 @@ from tfx.proto import example_gen_pb2, transform_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
-from pipeline import config as config_lib
+from core import config as config_lib
+from core import features as keys
 from pipeline import evaluation
 from trainer import eval_signatures
 from trainer.model import build_model
-from transforms import features as keys
 
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(evaluation.__file__)), "schema")
 SERVING_FORMAT = "Format-Serving"  # where TFX's Trainer puts the serving model in a Model
@@ -38,7 +38,7 @@ def examples_artifact(uri: str) -> standard_artifacts.Examples:
 
 
 def schema_artifact(next_to: str) -> standard_artifacts.Schema:
-    """The curated schema (pipeline/schema/schema.pbtxt) alone in a folder beside `next_to`,
+    """The curated schema (core/schema/schema.pbtxt) alone in a folder beside `next_to`,
     as SchemaGen would write it (TFX reads the only file of the artifact's folder)."""
     schema = standard_artifacts.Schema()
     schema.uri = os.path.join(os.path.dirname(next_to.rstrip("/")), "schema")

@@ -15,10 +15,10 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from components.model_report import component, report
+from core import features as keys
 from pipeline import evaluation
 from trainer import eval_signatures
 from trainer.train_loop import train
-from transforms import features as keys
 
 pytestmark = pytest.mark.e2e
 

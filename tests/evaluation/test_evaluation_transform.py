@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.media_example_gen.dmvr import parse_sequence_example
+from media.dmvr import parse_sequence_example
 from transforms import preprocessing
 from transforms.audio import log_mel_spectrogram
 

@@ -5,7 +5,7 @@ import pathlib
 import pytest
 import yaml
 
-from pipeline import config as config_lib
+from core import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))

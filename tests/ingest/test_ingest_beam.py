@@ -14,9 +14,10 @@ import tensorflow as tf
 from ingest_media import write_bytes, write_huge_png_header, write_png, write_video, write_wav
 from PIL import Image
 
-from components.media_example_gen import beam_ingest, errors, sources
-from pipeline.config import Config, DataSource, Ingestion, Task
-from transforms import features
+from components.media_example_gen import beam_ingest, sources
+from core import features
+from core.config import Config, DataSource, Ingestion, Task
+from media import errors
 
 ING = Ingestion(
     fps=8,

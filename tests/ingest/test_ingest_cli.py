@@ -7,8 +7,9 @@ import os
 
 from ingest_media import write_bytes, write_wav
 
-from components.media_example_gen import cli, dmvr
-from transforms import features
+from components.media_example_gen import cli
+from core import features
+from media import dmvr
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

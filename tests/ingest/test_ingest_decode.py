@@ -10,9 +10,9 @@ import pytest
 from ingest_media import write_bytes, write_huge_png_header, write_png, write_video, write_wav
 from PIL import Image
 
-from components.media_example_gen import decode, errors
-from components.media_example_gen.errors import MediaError
-from pipeline.config import Ingestion
+from core.config import Ingestion
+from media import decode, errors
+from media.errors import MediaError
 
 ING = Ingestion(fps=8, short_side=36, clip_seconds=2.0, sample_rate=16000)
 

@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from components.media_example_gen import decode, dmvr
-from pipeline.config import Ingestion
-from transforms import features
+from core import features
+from core.config import Ingestion
+from media import decode, dmvr
 
 ING = Ingestion(fps=8, short_side=36, clip_seconds=2.0, sample_rate=16000)
 
@@ -144,7 +144,8 @@ def test_building_records_does_not_import_tensorflow():
     import sys
 
     code = (
-        "import sys; from components.media_example_gen import beam_ingest, decode, dmvr; "
+        "import sys; from components.media_example_gen import beam_ingest; "
+        "from media import decode, dmvr; "
         "dmvr.build_sequence_example(decode.DecodedClip(0, 1, [b'j'], 8.0, 1, 1, None, 0), "
         "dmvr.ClipMetadata('t', 'f', 0, 1)); print('tensorflow' in sys.modules)"
     )

@@ -9,8 +9,9 @@ import os
 
 import pytest
 
-from components.media_example_gen import errors, sources
-from pipeline.config import DataSource, Task
+from components.media_example_gen import sources
+from core.config import DataSource, Task
+from media import errors
 
 
 def touch(root, *relative_paths: str) -> None:

@@ -11,8 +11,8 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from core.config import Config
 from pipeline import accelerators
-from pipeline.config import Config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

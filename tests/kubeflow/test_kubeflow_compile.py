@@ -15,9 +15,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import kfp_tiny_pipeline  # noqa: E402
 
+from core import config as config_lib  # noqa: E402
+from core.config import ConfigError, Kubeflow, Training  # noqa: E402
 from pipeline import accelerators, kubeflow_runner  # noqa: E402
-from pipeline import config as config_lib  # noqa: E402
-from pipeline.config import ConfigError, Kubeflow, Training  # noqa: E402
 
 BASE = {
     "pipeline_name": "tiny",

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import kfp_local_launcher  # noqa: E402
 import kfp_tiny_pipeline  # noqa: E402
 
-from pipeline import config as config_lib  # noqa: E402
+from core import config as config_lib  # noqa: E402
 from pipeline import kubeflow_runner  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

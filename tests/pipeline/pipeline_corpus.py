@@ -17,8 +17,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from pipeline import config as config_lib
-from transforms import features
+from core import config as config_lib
+from core import features
 
 # (task, split, class) -> number of files; the eval splits use every train class.
 IMAGES = {

@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from transforms import features
+from core import features
 
 
 def sequence_example(

@@ -13,9 +13,9 @@ from tfx_bsl.coders import sequence_example_coder
 from tfx_bsl.public import tfxio
 
 from components.data_validation import checks
-from pipeline import config as config_lib
+from core import config as config_lib
+from core import features
 from pipeline.pipeline import stats_options
-from transforms import features
 
 OPTIONS = stats_options(config_lib.from_dict(records_config_dict()))
 EVAL = good_split(features.EVAL)

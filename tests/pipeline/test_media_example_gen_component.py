@@ -16,9 +16,9 @@ from tfx.types import artifact_utils
 from components.media_example_gen import executor as executor_lib
 from components.media_example_gen.beam_ingest import IngestError
 from components.media_example_gen.component import MediaExampleGen, MediaQuarantine
-from components.media_example_gen.errors import REASONS
-from pipeline import config as config_lib
-from transforms import features
+from core import config as config_lib
+from core import features
+from media.errors import REASONS
 
 
 @pytest.fixture(scope="module")

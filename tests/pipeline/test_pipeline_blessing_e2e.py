@@ -7,8 +7,8 @@ import os
 
 import pytest
 
+from demo.generate import generate
 from pipeline import cli, local_runner
-from pipeline.demo_data.generate import generate
 from serving import layout
 
 pytestmark = pytest.mark.e2e

@@ -14,10 +14,10 @@ from tfx.proto import example_gen_pb2
 
 from components.data_validation import checks
 from components.data_validation.checks import DataValidationError
+from core import config as config_lib
+from core import features
 from pipeline import cli, local_runner
-from pipeline import config as config_lib
 from pipeline.pipeline import _after_gate, data_stages
-from transforms import features
 
 pytestmark = pytest.mark.e2e
 

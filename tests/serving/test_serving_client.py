@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from serving_models import LABELS, TASK, install_version
 
+from core.config import Ingestion
+from demo.writers import write_audio, write_image, write_video
 from pipeline import cli
-from pipeline.config import Ingestion
-from pipeline.demo_data.writers import write_audio, write_image, write_video
 from serving import client as client_lib
 from serving.servable import read_signature_defs
 
@@ -108,7 +108,7 @@ VOCABULARIES = {
 
 
 def real_config():
-    from pipeline import config as config_lib
+    from core import config as config_lib
 
     return config_lib.from_dict(
         {

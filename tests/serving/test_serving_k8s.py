@@ -14,7 +14,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.config import Serving
+from core.config import Serving
 
 K8S = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "k8s", "serving")
 K8S_VERSION = "1.29.0"

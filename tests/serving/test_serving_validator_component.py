@@ -6,9 +6,9 @@ import os
 import tensorflow as tf
 from serving_models import LABELS, TASK, export_model, sequence_example
 
-from components.infra_validation.component import stamp_and_validate
+from components.serving_validator.component import stamp_and_validate
+from core import features
 from serving import layout
-from transforms import features
 
 
 def _examples(root, records: list[bytes]) -> str:

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tf_keras as keras
 import trainer_loop_standins as standins
 
-from pipeline.config import ConfigError
+from core.config import ConfigError
 from trainer import train_loop
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import average_precision_score
 
-from pipeline.config import Task
+from core.config import Task
 from trainer import losses, metrics
 
 

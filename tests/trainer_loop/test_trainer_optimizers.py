@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import Training
+from core.config import Training
 from trainer import optimizers, schedules
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import config as config_lib
+from core import config as config_lib
+from core import features
 from trainer import run_fn as run_fn_lib
 from trainer import train_loop
-from transforms import features
 
 RATE = 8000
 TASKS = {

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import trainer_loop_standins as standins
 
-from pipeline import config as config_lib
-from pipeline.config import ConfigError
+from core import config as config_lib
+from core.config import ConfigError
 from trainer import schedules
 
 

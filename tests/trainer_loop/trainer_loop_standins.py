@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline import config as config_lib
+from core import config as config_lib
 
 FEATURE_DIM = 8
 EXAMPLES_PER_TASK = 256

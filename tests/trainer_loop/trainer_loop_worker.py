@@ -15,7 +15,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads, as pipeline/env.py
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads, as core/env.py
 
 import tensorflow as tf  # noqa: E402
 import trainer_loop_standins as standins  # noqa: E402

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline import config as config_lib
-from transforms import features as keys
+from core import config as config_lib
+from core import features as keys
 
 input_pipeline = pytest.importorskip("transforms.input_pipeline")
 

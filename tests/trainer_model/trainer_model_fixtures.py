@@ -1,6 +1,6 @@
 """Tiny configs and feature shapes shared by the trainer model tests."""
 
-from pipeline import config as config_lib
+from core import config as config_lib
 
 # Shapes the input pipeline produces for the configs below (feature_shape contract).
 FEATURE_SHAPES = {"image": (16, 16, 3), "video": (4, 16, 16, 3), "audio": (21, 12, 1)}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf  # noqa: E402
 
-import pipeline.env  # noqa: F401
-from pipeline.config import Inputs, Task  # noqa: E402
+import core.env  # noqa: F401
+from core.config import Inputs, Task  # noqa: E402
 from transforms import audio, features, input_pipeline, video  # noqa: E402
 from transforms.augment import mixup  # noqa: E402
 

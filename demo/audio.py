@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.demo_data.presets import DtmfSpec, ToneMixSpec
+from demo.presets import DtmfSpec, ToneMixSpec
 
 # The standard DTMF keypad (ITU-T Q.23): each key sounds one row and one column frequency.
 _ROWS_HZ = (697.0, 770.0, 852.0, 941.0)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from pipeline.demo_data import presets
+from demo import presets
 
 # Seconds between progress lines: a terminal redraws one line, a log gets a line each time.
 _PROGRESS_EVERY = {"tty": 0.5, "log": 5.0}
@@ -67,7 +67,7 @@ def summary_table(results) -> str:
 
 
 def make_demo_data(args: argparse.Namespace) -> int:
-    from pipeline.demo_data.generate import generate
+    from demo.generate import generate
 
     began = time.perf_counter()
     print(f"Writing the {args.scale} demo datasets (seed {args.seed}) to {args.dir}", flush=True)

@@ -15,7 +15,7 @@ the same predictions.
     d_prime        sqrt(2) * Phi^-1(auc), as the AudioSet literature reports it
     num_examples   examples counted for the output
 
-Module path for MetricConfig: `pipeline.eval_metrics`.
+Module path for MetricConfig: `components.evaluation.metrics`.
 """
 
 from __future__ import annotations

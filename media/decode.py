@@ -25,9 +25,9 @@ import av
 import av.video.reformatter
 import numpy as np
 
-from components.media_example_gen import errors, fs
-from components.media_example_gen.errors import MediaError
-from pipeline.config import Ingestion
+from core.config import Ingestion
+from media import errors, fs
+from media.errors import MediaError
 
 # Two timestamps closer than this are the same instant (PTS rounding, float error).
 _TIME_EPS = 1e-3

@@ -479,7 +479,7 @@ def from_custom_config(custom_config: dict | None, where: str) -> Config:
     if not custom_config or CUSTOM_CONFIG_KEY not in custom_config:
         raise ValueError(
             f"{where}: custom_config has no {CUSTOM_CONFIG_KEY!r}; build it with "
-            "pipeline.config.to_custom_config(config)"
+            "core.config.to_custom_config(config)"
         )
     data = custom_config[CUSTOM_CONFIG_KEY]
     return from_dict(json.loads(data) if isinstance(data, str) else data)
@@ -521,11 +521,13 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def load(path: str, overrides: list[str] | None = None) -> Config:
     """Loads a YAML config, applies `key=value` overrides and validates the result."""
-    with open(path) as f:
-        try:
+    try:
+        with open(path) as f:
             data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:

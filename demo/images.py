@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from pipeline.demo_data.presets import ImageSpec
+from demo.presets import ImageSpec
 
 DIGIT_LABELS = tuple(str(d) for d in range(10))
 _DIGIT_MAX = 16.0  # load_digits stores ink as 0..16

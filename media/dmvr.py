@@ -1,6 +1,6 @@
 """DMVR's SequenceExample layout: build records from decoded clips and read them back.
 
-Keys come from `transforms/features.py`. The layout is DMVR's (what its
+Keys come from `core/features.py`. The layout is DMVR's (what its
 `examples/generate_from_file.py` writes and its readers parse): frames in the `image/encoded`
 feature list, one JPEG per Feature; the waveform in `WAVEFORM/feature/floats`, ONE Feature
 holding all samples; labels, caption, filename and timestamps in the context. Pure functions on
@@ -13,10 +13,10 @@ import dataclasses
 
 import numpy as np
 
-from components.media_example_gen import fs
-from components.media_example_gen.decode import DecodedClip
-from components.media_example_gen.example_proto import SequenceExample
-from transforms import features
+from core import features
+from media import fs
+from media.decode import DecodedClip
+from media.example_proto import SequenceExample
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

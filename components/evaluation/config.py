@@ -24,12 +24,12 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from pipeline.config import Config, Task
+from core import features as keys
+from core.config import Config, Task
 from trainer import eval_signatures
 from trainer.metrics import headline_metric_name
-from transforms import features as keys
 
-METRICS_MODULE = "pipeline.eval_metrics"
+METRICS_MODULE = "components.evaluation.metrics"
 TOP5_MIN_CLASSES = 5
 
 

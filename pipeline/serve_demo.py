@@ -18,8 +18,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from pipeline import cli
-from pipeline import config as config_lib
+from core import cli_args
 
 
 def free_port() -> int:
@@ -68,11 +67,11 @@ def wait_until_serving(target: str, timeout_s: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_config_args(parser)
+    cli_args.add_config_args(parser)
     parser.add_argument("--data-root", default=None, help="demo media (default: data_root)")
     parser.add_argument("--startup-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
-    config = config_lib.load(args.config, args.overrides)
+    config = cli_args.load_config(args)
     data_root = args.data_root or config.data_root
     model_path = os.path.join(config.serving.push_dir, config.serving.model_name)
     if not os.path.isdir(model_path) or not os.listdir(model_path):

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.demo_data import audio, images, presets, video, writers
-from pipeline.demo_data.presets import Scale
+from demo import audio, images, presets, video, writers
+from demo.presets import Scale
 
 SPLITS = ("train", "eval")
 _STREAM_IDS = {name: i for i, name in enumerate(presets.DATASETS)}

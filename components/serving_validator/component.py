@@ -17,9 +17,9 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
+from core import features
 from serving import layout
 from serving.validation import InfraValidationError, validate_model
-from transforms import features
 
 BLESSED_FILE, NOT_BLESSED_FILE = "INFRA_BLESSED", "INFRA_NOT_BLESSED"
 # TFX's Pusher reads the pushed model from here when the InfraBlessing says `has_model`.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pipeline.demo_data.presets import VideoSpec
+from demo.presets import VideoSpec
 
 # (row, column) unit steps; rows grow downwards, as in images.
 DIRECTIONS: dict[str, tuple[int, int]] = {

@@ -1,0 +1,2 @@
+"""The bottom layer: the typed config, the record contract, the schema, the process environment
+and the command line's config loader. Imports no TensorFlow (a test checks it)."""
