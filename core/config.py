@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -322,13 +321,14 @@ class Config:
     kubeflow: Kubeflow = field(default_factory=Kubeflow)
 
     def task(self, name: str) -> Task:
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise ConfigError(f"tasks.{name}: no such task; tasks are {[t.name for t in self.tasks]}")
+        return _task_named(self.tasks, name)
 
-    def task_data_root(self, task: Task) -> str:
-        return os.path.join(self.data_root, task.data.root)
+
+def _task_named(tasks: list[Task], name: str) -> Task:
+    for task in tasks:
+        if task.name == name:
+            return task
+    raise ConfigError(f"tasks.{name}: no such task; tasks are {[t.name for t in tasks]}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,24 +465,99 @@ def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
+# --------------------------------------------------------------------------------------------
+# Slices: each stage receives only the sections it uses, so that editing one stage's settings
+# (serving.port, evaluation.max_regression, kubeflow.image) changes no other stage's execution
+# properties: TFX's cache keys and the Trainer's resume fingerprint stay put.
+
+
+@dataclass
+class TaskData:
+    """What ingestion knows of a task: its name, kind of labels and where its media are."""
+
+    name: str = ""
+    modality: Modality = "image"
+    label_type: LabelType = "single"
+    data: DataSource = field(default_factory=DataSource)
+
+
+@dataclass
+class IngestConfig:
+    """MediaExampleGen's slice (also `polyvit ingest`'s whole config)."""
+
+    tasks: list[TaskData] = field(default_factory=list)
+    ingestion: Ingestion = field(default_factory=Ingestion)
+
+
+@dataclass
+class TransformConfig:
+    """Transform's slice: the tasks (vocabularies) and the inputs (log-mel statistics)."""
+
+    tasks: list[Task] = field(default_factory=list)
+    inputs: Inputs = field(default_factory=Inputs)
+
+
+@dataclass
+class TrainerConfig:
+    """The Trainer's slice: what decides the model, its inputs and its training."""
+
+    pipeline_name: str = "polyvit"
+    tasks: list[Task] = field(default_factory=list)
+    model: Model = field(default_factory=Model)
+    inputs: Inputs = field(default_factory=Inputs)
+    training: Training = field(default_factory=Training)
+    # The exported raw audio signatures take waveforms at the ingestion's sample rate.
+    sample_rate: int = 16000
+
+    def task(self, name: str) -> Task:
+        return _task_named(self.tasks, name)
+
+
+def ingest_config(config: Config) -> IngestConfig:
+    tasks = [
+        TaskData(name=t.name, modality=t.modality, label_type=t.label_type, data=t.data)
+        for t in config.tasks
+    ]
+    return IngestConfig(tasks=tasks, ingestion=config.ingestion)
+
+
+def transform_config(config: Config) -> TransformConfig:
+    return TransformConfig(tasks=config.tasks, inputs=config.inputs)
+
+
+def trainer_config(config: Config) -> TrainerConfig:
+    return TrainerConfig(
+        pipeline_name=config.pipeline_name,
+        tasks=config.tasks,
+        model=config.model,
+        inputs=config.inputs,
+        training=config.training,
+        sample_rate=config.ingestion.sample_rate,
+    )
+
+
 # The TFX components that run project code (Transform's preprocessing_fn, the Trainer's run_fn)
-# receive the whole config through their `custom_config`, under this key.
+# receive their slice through their `custom_config`, under this key.
 CUSTOM_CONFIG_KEY = "config"
 
 
-def to_custom_config(config: Config) -> dict:
-    return {CUSTOM_CONFIG_KEY: to_dict(config)}
+def to_custom_config(config_slice: Any) -> dict:
+    """{"config": plain data of a slice (or of a whole Config)}."""
+    return {CUSTOM_CONFIG_KEY: dataclasses.asdict(config_slice)}
 
 
-def from_custom_config(custom_config: dict | None, where: str) -> Config:
-    """The Config a component received; `where` names the component in the error."""
+def from_custom_config(custom_config: dict | None, cls: type, where: str) -> Any:
+    """The slice of type `cls` a component received; `where` names the component in errors."""
     if not custom_config or CUSTOM_CONFIG_KEY not in custom_config:
         raise ValueError(
             f"{where}: custom_config has no {CUSTOM_CONFIG_KEY!r}; build it with "
-            "core.config.to_custom_config(config)"
+            "core.config.to_custom_config(...)"
         )
     data = custom_config[CUSTOM_CONFIG_KEY]
-    return from_dict(json.loads(data) if isinstance(data, str) else data)
+    data = json.loads(data) if isinstance(data, str) else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: custom_config[{CUSTOM_CONFIG_KEY!r}] is not a mapping")
+    return from_dict(data) if cls is Config else _build(cls, data, "")
 
 
 # --------------------------------------------------------------------------------------------

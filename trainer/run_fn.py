@@ -113,7 +113,7 @@ def transform_statistics(transform_output: str | None) -> dict:
 
 def run_fn(fn_args) -> None:
     """The TFX Trainer's entry point (see the module docstring)."""
-    config = config_lib.from_custom_config(fn_args.custom_config, "run_fn")
+    config = config_lib.from_custom_config(fn_args.custom_config, config_lib.Config, "run_fn")
     # training.strategy arrives resolved: create_pipeline picks it from where the Trainer runs.
     training = dataclasses.replace(
         config.training, eval_steps=int(fn_args.eval_steps or config.training.eval_steps)

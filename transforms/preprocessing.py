@@ -216,7 +216,7 @@ def log_mel_moments(waveforms: tf.RaggedTensor, rates: tf.Tensor, inputs_config)
 
 def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     """TFX Transform's entry point. `custom_config`: `core.config.to_custom_config(config)`."""
-    config = config_lib.from_custom_config(custom_config, "preprocessing_fn")
+    config = config_lib.from_custom_config(custom_config, config_lib.Config, "preprocessing_fn")
     for key in (keys.TASK, keys.LABEL_TEXT):
         if key not in inputs:
             raise ValueError(

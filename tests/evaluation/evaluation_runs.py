@@ -17,9 +17,9 @@ from tfx.proto import example_gen_pb2, transform_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
+from components.evaluation import config as evaluation
 from core import config as config_lib
 from core import features as keys
-from pipeline import evaluation
 from trainer import eval_signatures
 from trainer.model import build_model
 

@@ -15,8 +15,9 @@ import tensorflow as tf
 from scipy import stats
 from sklearn import metrics as skm
 
+from components.evaluation import config as evaluation
+from components.evaluation import metrics as eval_metrics
 from components.model_report import results
-from pipeline import eval_metrics, evaluation
 
 pytestmark = pytest.mark.e2e
 

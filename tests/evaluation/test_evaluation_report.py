@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
+from components.evaluation import config as evaluation
 from components.model_report import component, report
 from core import features as keys
-from pipeline import evaluation
 from trainer import eval_signatures
 from trainer.train_loop import train
 

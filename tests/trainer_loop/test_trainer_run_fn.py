@@ -185,9 +185,10 @@ def test_file_layout_and_config_errors(tmp_path):
     with pytest.raises(ValueError, match="Split-<split>"):
         run_fn_lib.split_of("/x/Examples/7/train/*")
     with pytest.raises(ValueError, match="custom_config has no 'config'"):
-        config_lib.from_custom_config({}, "run_fn")
+        config_lib.from_custom_config({}, config_lib.Config, "run_fn")
     as_json = {"config": json.dumps(config_lib.to_dict(config))}
-    assert config_lib.from_custom_config(as_json, "run_fn").tasks[0].name == "shade"
+    received = config_lib.from_custom_config(as_json, config_lib.Config, "run_fn")
+    assert received.tasks[0].name == "shade"
     with pytest.raises(FileNotFoundError, match=r"no train records for task\(s\) \['shade'"):
         run_fn_lib.task_patterns([str(tmp_path / "Split-train" / "*")], config, "train")
     with pytest.raises(ValueError, match="one train file pattern"):

@@ -91,7 +91,7 @@ def test_bad_tf_config_is_rejected(raw, message):
 def test_multi_worker_mirrored_single_worker_in_a_fresh_process():
     # The strategy must be the first thing TensorFlow does in its process.
     code = (
-        "import os; from pipeline import env; from core.config import Training;"
+        "import os; from core import env; from core.config import Training;"
         "from trainer import strategies;"
         "s = strategies.resolve_strategy(Training(strategy='multi_worker_mirrored'), {});"
         "import tensorflow as tf;"

@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf  # noqa: E402
 
 import core.env  # noqa: F401
+from core import features  # noqa: E402
 from core.config import Inputs, Task  # noqa: E402
-from transforms import audio, features, input_pipeline, video  # noqa: E402
+from transforms import audio, input_pipeline, video  # noqa: E402
 from transforms.augment import mixup  # noqa: E402
 
 INPUTS = Inputs(
