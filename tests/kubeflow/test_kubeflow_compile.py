@@ -17,7 +17,7 @@ import kfp_tiny_pipeline  # noqa: E402
 
 from core import config as config_lib  # noqa: E402
 from core.config import ConfigError, Kubeflow, Training  # noqa: E402
-from pipeline import accelerators, kubeflow_runner  # noqa: E402
+from pipeline import accelerators, cli, kubeflow_runner  # noqa: E402
 
 BASE = {
     "pipeline_name": "tiny",
@@ -254,20 +254,13 @@ def test_compile_command_rejects_bad_output_and_config(tmp_path, capsys):
     args = parser.parse_args(["--config", str(config), "--output", str(tmp_path / "p.txt")])
     assert kubeflow_runner.compile(args) == 2
     assert "p.txt" in capsys.readouterr().err
-    args = parser.parse_args(
-        [
-            "--config",
-            str(config),
-            "--output",
-            str(tmp_path / "p.yaml"),
-            "--set",
-            "kubeflow.trainer_accelerator=tpu",
-            "--set",
-            "kubeflow.tpu_topology=4x4x4",
-        ]
-    )
-    assert kubeflow_runner.compile(args) == 2
-    assert "kubeflow.tpu_topology" in capsys.readouterr().err
+    # A config error is reported by the CLI's one handler, as for every subcommand.
+    argv = ["compile", "--config", str(config), "--output", str(tmp_path / "p.yaml")]
+    argv += ["--set", "kubeflow.trainer_accelerator=tpu", "--set", "kubeflow.tpu_topology=4x4x4"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("polyvit compile: ") and "kubeflow.tpu_topology" in err
+    assert not (tmp_path / "p.yaml").exists()
 
 
 # ---- the real create_pipeline --------------------------------------------------------------
