@@ -32,3 +32,49 @@ def test_config_subcommand_names_the_bad_key(capsys):
 def test_config_subcommand_prints_resolved_values(capsys):
     assert cli.main(["config", "--config", str(DEMO), "--set", "training.steps=9"]) == 0
     assert "steps: 9" in capsys.readouterr().out
+
+
+# Each subcommand that reads a config, with the arguments it needs besides the config.
+CONFIG_COMMANDS = {
+    "config": [],
+    "run": [],
+    "compile": ["--output", "pipeline.yaml"],
+    "submit": [],
+    "schedule": [],
+    "runs": [],
+    "serve": [],
+    "predict": ["clip.mp4"],
+}
+
+
+def test_every_config_reading_subcommand_is_listed():
+    import argparse
+
+    readers = set()
+    for command in cli.SUBCOMMANDS:
+        parser, _ = cli.build_parser(command)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if any("--config" in a.option_strings for a in sub.choices[command]._actions):
+            readers.add(command)
+    assert readers == set(CONFIG_COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(CONFIG_COMMANDS))
+@pytest.mark.parametrize(
+    "problem, expected",
+    [("missing", "missing.yaml: cannot read the config"), ("bad_key", "training.stepz: unknown")],
+)
+def test_every_subcommand_reports_a_config_problem_the_same_way(
+    command, problem, expected, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    argv = [command, *CONFIG_COMMANDS[command]]
+    if problem == "missing":
+        argv += ["--config", "missing.yaml"]
+    else:
+        argv += ["--config", str(DEMO), "--set", "training.stepz=1"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"polyvit {command}: ") and expected in err, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
