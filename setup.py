@@ -25,7 +25,15 @@ setup(
         "grpcio-health-checking",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ruff", "kubernetes-validate", "kfp-kubernetes"]
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "ruff",
+            "mypy",
+            "types-PyYAML",
+            "kubernetes-validate",
+            "kfp-kubernetes",
+        ]
     },
     entry_points={"console_scripts": ["polyvit = pipeline.cli:main"]},
 )
