@@ -20,6 +20,7 @@ import dataclasses
 import io
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import av
 import av.video.reformatter
@@ -144,7 +145,7 @@ def _decode_image(path: str, ingestion: Ingestion) -> DecodedClip:
             _check_resolution(image.width, image.height, ingestion, path)
             size = target_size(image.width, image.height, ingestion.short_side)
             image.draft("RGB", size)  # JPEG: let the decoder downscale by 1/2, 1/4, 1/8
-            rgb = image.convert("RGB").resize(size, Image.BILINEAR)
+            rgb = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
     except Image.DecompressionBombError as e:
         raise MediaError(errors.RESOLUTION_TOO_LARGE, str(e), path) from None
     except UnidentifiedImageError:
@@ -174,7 +175,7 @@ class _FrameSampler:
     def __init__(self, start: float, fps: float, size: tuple[int, int], quality: int):
         self.start, self.fps, self.size, self.quality = start, fps, size, quality
         self.next_slot = 0
-        self._held = None  # (frame time, frame, its JPEG once encoded)
+        self._held: tuple[float, Any, bytes | None] | None = None  # (time, frame, its JPEG)
         self.last_time: float | None = None
         # One reformatter for the whole stream keeps its scaler context between frames.
         self._reformatter = av.video.reformatter.VideoReformatter()
@@ -183,6 +184,7 @@ class _FrameSampler:
         return self.start + slot / self.fps
 
     def _encode_held(self) -> bytes:
+        assert self._held is not None, "a frame is held before any is encoded"
         time, frame, jpeg = self._held
         if jpeg is None:  # convert only frames that are picked, once even when repeated
             image = self._reformatter.reformat(
@@ -198,7 +200,7 @@ class _FrameSampler:
 
     def add(self, frame, time: float, end: float | None) -> list[tuple[int, bytes]]:
         """Feeds one decoded frame; returns the (slot, JPEG) pairs it settles."""
-        picked = []
+        picked: list[tuple[int, bytes]] = []
         while self.slot_time(self.next_slot) < time - _TIME_EPS and (
             end is None or self.slot_time(self.next_slot) < end - _TIME_EPS
         ):
@@ -212,7 +214,7 @@ class _FrameSampler:
 
     def finish(self, limit: float) -> list[tuple[int, bytes]]:
         """Settles the sample times before `limit` with the last frame (end of stream)."""
-        picked = []
+        picked: list[tuple[int, bytes]] = []
         while self._held is not None and self.slot_time(self.next_slot) < limit - _TIME_EPS:
             picked.append((self.next_slot, self._encode_held()))
             self.next_slot += 1
@@ -323,7 +325,9 @@ def _iter_av_clips(
         )
         windows = clip_windows(start, end, ingestion.clip_seconds) if end is not None else None
 
-        sampler = cutter = resampler = None
+        sampler: _FrameSampler | None = None
+        cutter: _AudioCutter | None = None
+        resampler = None
         if video is not None:
             size = target_size(
                 video.codec_context.width, video.codec_context.height, ingestion.short_side
@@ -347,18 +351,20 @@ def _iter_av_clips(
                 for frame in packet.decode():
                     time = frame.time - origin if frame.time is not None else None
                     if packet.stream is video:
+                        assert sampler is not None  # made above for every video stream
                         if time is None:
                             last = sampler.last_time
                             time = 0.0 if last is None else last + 1 / ingestion.fps
                         assembler.add_frames(sampler.add(frame, time, end))
                     else:
+                        assert resampler is not None and cutter is not None
                         for out in resampler.resample(frame):
                             cutter.add(_mono(out), time)
                 yield from assembler.ready()
                 if assembler.done():
                     break
             else:
-                if resampler is not None:
+                if resampler is not None and cutter is not None:
                     for out in resampler.resample(None):
                         cutter.add(_mono(out), None)
         except av.error.FFmpegError as e:

@@ -31,7 +31,7 @@ def pick_files(data_root: str) -> list[tuple[str, str]]:
     """(path, true label) of one eval-split file per modality, from the demo manifest."""
     with open(os.path.join(data_root, "manifest.json")) as f:
         datasets = json.load(f)["datasets"]
-    chosen = []
+    chosen: list[tuple[str, str, str]] = []
     for _, dataset in sorted(datasets.items()):
         if dataset["modality"] in {m for m, _, _ in chosen}:
             continue

@@ -124,7 +124,7 @@ class PolyvitClient:
             ],
         )
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._signatures = None
+        self._signatures: dict | None = None
 
     def close(self) -> None:
         self._channel.close()

@@ -202,7 +202,9 @@ def classify_on(loaded: LoadedVersion, request) -> classification_pb2.Classifica
     response.model_spec.name = loaded.servable.name
     response.model_spec.version.value = loaded.version
     response.model_spec.signature_name = name
-    num_classes = (classes if classes is not None else scores).shape[1]
+    some_output = classes if classes is not None else scores
+    assert some_output is not None  # checked above
+    num_classes = some_output.shape[1]
     for i in range(len(examples)):
         entry = response.result.classifications.add()
         for c in range(num_classes):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -50,8 +51,8 @@ class Servable:
     name: str
     version: int
     path: str
-    signature_defs: Mapping[str, object]
-    functions: Mapping[str, object]
+    signature_defs: Mapping[str, Any]  # SignatureDef protos
+    functions: Mapping[str, Callable[..., Any]]
     # The loaded object owns the variables the functions read; keep it alive with them.
     handle: object = field(repr=False, default=None)
 

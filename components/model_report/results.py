@@ -195,7 +195,7 @@ def load_training_curves(*roots: str) -> dict[str, dict[str, list[tuple[int, flo
 
 def load_vocabularies(examples_uri: str | None, tasks: list[str]) -> dict[str, list[str]]:
     """{task: labels in index order} from the Examples artifact's labels/<task>.txt."""
-    vocabularies = {}
+    vocabularies: dict[str, list[str]] = {}
     if not examples_uri:
         return vocabularies
     for task in tasks:
