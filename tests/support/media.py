@@ -48,6 +48,14 @@ def moving_square_frames(count: int, direction: int, side: int = 32, square: int
     return frames
 
 
+def write_frames(
+    path: str, frames: np.ndarray, fps: int, audio: np.ndarray | None = None, audio_rate=16000
+) -> str:
+    """uint8 RGB frames (T, H, W, 3) as H.264 MP4, with an optional mono AAC track (demo writer)."""
+    writers.write_video(path, frames, fps, VIDEO_CRF, audio, audio_rate)
+    return path
+
+
 def write_video(
     path: str,
     seconds: float = 2.0,
@@ -65,7 +73,7 @@ def write_video(
     if tone is not None and stereo:
         _write_video_with_stereo_audio(path, frames, fps, tone, audio_rate)
     else:
-        writers.write_video(path, frames, fps, VIDEO_CRF, tone, audio_rate or 16000)
+        write_frames(path, frames, fps, tone, audio_rate or 16000)
     return path
 
 
