@@ -72,3 +72,14 @@ def tiny_config(
 def model_overrides(**fields: Any) -> dict[str, Any]:
     """{"num_layers": 2} -> {"model.overrides.num_layers": 2}."""
     return {f"model.overrides.{name}": value for name, value in fields.items()}
+
+
+# Shapes the input pipeline produces for model_config()'s inputs (the feature_shape contract).
+FEATURE_SHAPES = {"image": (16, 16, 3), "video": (4, 16, 16, 3), "audio": (21, 12, 1)}
+
+
+def model_config(**model_fields: Any) -> config_lib.Config:
+    """The four demo tasks (dtmf with 12 keys) on a 2-layer width-32 encoder; `model_fields`
+    override the model size (e.g. num_layers=1, zero_init_heads=False)."""
+    fields = {"num_layers": 2, "num_heads": 2, **model_fields}
+    return tiny_config(four_tasks(), model_overrides(**fields))
