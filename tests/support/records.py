@@ -75,8 +75,9 @@ def sequence_example(
 
 
 def record(**fields) -> bytes:
-    """sequence_example(**fields), serialized."""
-    return sequence_example(**fields).SerializeToString()
+    """sequence_example(**fields), serialized with sorted map keys (the same fields give the
+    same bytes, which tests that compare stored requests rely on)."""
+    return sequence_example(**fields).SerializeToString(deterministic=True)
 
 
 def write_tfrecords(path: str, serialized: Sequence[bytes]) -> str:
