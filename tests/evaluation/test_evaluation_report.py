@@ -157,8 +157,9 @@ def test_report_names_the_failed_task_and_threshold_and_the_summary_prints_it(
         strict, examples[0], model_uri, str(eval_workdir / "strict_eval")
     )
     scores = report.build_summary(strict, evaluation_uri)["tasks"]
-    if next(t for t in scores if t["name"] == "dtmf")["metrics"]["top1"] == 1.0:
-        pytest.skip("the tiny model is perfect on dtmf; the threshold cannot fail")
+    # The eval records give one dtmf input two labels (records.AMBIGUOUS_EVAL_TASKS): no model
+    # reaches 1.0 there, so the threshold fails whatever the few training steps learnt.
+    assert next(t for t in scores if t["name"] == "dtmf")["metrics"]["top1"] < 1.0
     assert not blessed
     report_dir = run_report_component(
         strict,

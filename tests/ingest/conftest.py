@@ -1,7 +1,8 @@
-"""Fixtures for the ingestion tests; the media writers live in ingest_media.py."""
+"""Fixtures for the ingestion tests; the media writers live in tests/support/media.py."""
 
 import pytest
-from ingest_media import write_video
+
+from tests.support.media import write_video
 
 
 @pytest.fixture(scope="session")

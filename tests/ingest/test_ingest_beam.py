@@ -11,13 +11,20 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from ingest_media import write_bytes, write_huge_png_header, write_png, write_video, write_wav
 from PIL import Image
 
 from components.media_example_gen import beam_ingest, sources
 from core import features
-from core.config import Config, DataSource, Ingestion, Task
+from core.config import Config, Ingestion
 from media import errors
+from tests.support import configs
+from tests.support.media import (
+    write_bytes,
+    write_huge_png_header,
+    write_png,
+    write_video,
+    write_wav,
+)
 
 ING = Ingestion(
     fps=8,
@@ -96,27 +103,18 @@ def make_corpus(root: str) -> dict:
 
 
 def corpus_config(root: str) -> Config:
-    return Config(
-        data_root=root,
-        tasks=[
-            Task(
-                name="motion",
-                modality="video",
-                data=DataSource(root="motion", train="train", eval="val"),
-                num_classes=2,
-            ),
-            Task(
-                name="tones",
-                modality="audio",
-                data=DataSource(
-                    root="tones", layout="dmvr_csv", train="train.csv", eval="eval.csv"
-                ),
-                num_classes=2,
-            ),
-            Task(name="shapes", modality="image", data=DataSource(root="shapes"), num_classes=2),
-        ],
-        ingestion=ING,
-    )
+    tasks = {
+        "motion": configs.task(
+            "video", 2, data={"root": "motion", "train": "train", "eval": "val"}
+        ),
+        "tones": configs.task(
+            "audio",
+            2,
+            data={"root": "tones", "layout": "dmvr_csv", "train": "train.csv", "eval": "eval.csv"},
+        ),
+        "shapes": configs.task("image", 2, "shapes"),
+    }
+    return configs.build({"data_root": root, "tasks": tasks, "ingestion": dataclasses.asdict(ING)})
 
 
 def read_split(output: str, task: str, split: str) -> list:
@@ -256,11 +254,8 @@ def test_summary_threshold_and_properties():
 def test_output_with_old_records_is_refused(tmp_path):
     root = str(tmp_path / "data")
     write_png(f"{root}/shapes/circle/0.png")
-    config = Config(
-        data_root=root,
-        tasks=[
-            Task(name="shapes", modality="image", data=DataSource(root="shapes"), num_classes=1)
-        ],
+    config = configs.build(
+        {"data_root": root, "tasks": {"shapes": configs.task("image", 1, "shapes")}}
     )
     write_bytes(str(tmp_path / "out" / "Split-train" / "shapes-00000-of-00001.gz"), b"old")
     with pytest.raises(beam_ingest.IngestError, match="already holds records"):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from ingest_media import write_bytes, write_wav
-
 from components.media_example_gen import cli
 from core import features
 from media import dmvr
+from tests.support.media import write_bytes, write_wav
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -7,12 +7,18 @@ import os
 
 import numpy as np
 import pytest
-from ingest_media import write_bytes, write_huge_png_header, write_png, write_video, write_wav
 from PIL import Image
 
 from core.config import Ingestion
 from media import decode, errors
 from media.errors import MediaError
+from tests.support.media import (
+    write_bytes,
+    write_huge_png_header,
+    write_png,
+    write_video,
+    write_wav,
+)
 
 ING = Ingestion(fps=8, short_side=36, clip_seconds=2.0, sample_rate=16000)
 

@@ -110,7 +110,7 @@ def test_dmvr_generator_record_reads_with_our_reader(tmp_path):
 
 
 def test_audio_only_and_image_records_have_only_their_lists(tmp_path):
-    from ingest_media import write_png, write_wav
+    from tests.support.media import write_png, write_wav
 
     (audio,) = decode.decode_file(write_wav(str(tmp_path / "a.wav")), "audio", ING)
     (image,) = decode.decode_file(write_png(str(tmp_path / "a.png")), "image", ING)

@@ -18,6 +18,7 @@ import kfp_tiny_pipeline  # noqa: E402
 from core import config as config_lib  # noqa: E402
 from core.config import ConfigError, Kubeflow, Training  # noqa: E402
 from pipeline import accelerators, cli, kubeflow_runner  # noqa: E402
+from tests.support import configs  # noqa: E402
 
 BASE = {
     "pipeline_name": "tiny",
@@ -29,9 +30,7 @@ BASE = {
 
 
 def make_config(**kubeflow) -> config_lib.Config:
-    data = json.loads(json.dumps(BASE))
-    data["kubeflow"].update(kubeflow)
-    return config_lib.from_dict(data)
+    return configs.build(BASE, {f"kubeflow.{name}": value for name, value in kubeflow.items()})
 
 
 def compiled(config, image=None):

@@ -1,4 +1,4 @@
-"""Tiny real inputs for the pipeline tests: a media corpus (PyAV, Pillow) and crafted records.
+"""Tiny real media for the pipeline tests (written by tests/support/media.py) and its config.
 
 The corpus has three tasks, one per modality and layout, with their own train/eval splits:
     shapes/  image, class folders:  train/<class>/*.png, val/<class>/*.png
@@ -9,16 +9,13 @@ plus one text file renamed `.png` in a class folder, which ingestion must quaran
 
 from __future__ import annotations
 
-import fractions
 import os
-import wave
 
-import av
 import numpy as np
-from PIL import Image
 
 from core import config as config_lib
 from core import features
+from tests.support import configs, media
 
 # (task, split, class) -> number of files; the eval splits use every train class.
 IMAGES = {
@@ -34,38 +31,19 @@ VIDEO_FPS, VIDEO_SECONDS, AUDIO_RATE = 8, 1.0, 8000
 
 
 def _png(path: str, value: int) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     pixels = np.zeros((24, 32, 3), np.uint8)
     pixels[4:20, 8:24] = value
-    Image.fromarray(pixels).save(path)
+    media.write_image(path, pixels)
 
 
 def _mp4(path: str, direction: int) -> None:
     """A bright square moving left (-1) or right (+1), 32x32, H.264."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with av.open(path, "w") as out:
-        stream = out.add_stream("libx264", rate=VIDEO_FPS)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for i in range(round(VIDEO_FPS * VIDEO_SECONDS)):
-            pixels = np.zeros((32, 32, 3), np.uint8)
-            x = 12 + direction * i
-            pixels[12:20, x : x + 8] = 255
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = i, fractions.Fraction(1, VIDEO_FPS)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    frames = media.moving_square_frames(round(VIDEO_FPS * VIDEO_SECONDS), direction)
+    media.write_frames(path, frames, VIDEO_FPS)
 
 
 def _wav(path: str, hz: float) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    t = np.arange(AUDIO_RATE) / AUDIO_RATE
-    samples = np.round(0.5 * np.sin(2 * np.pi * hz * t) * 32767).astype("<i2")
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(AUDIO_RATE)
-        w.writeframes(samples.tobytes())
+    media.write_wav(path, seconds=1.0, rate=AUDIO_RATE, tone_hz=hz)
 
 
 def write_corpus(root: str) -> dict[str, dict[str, int]]:
@@ -73,9 +51,7 @@ def write_corpus(root: str) -> dict[str, dict[str, int]]:
     for (split, label), count in IMAGES.items():
         for i in range(count):
             _png(os.path.join(root, "shapes", split, label, f"{i}.png"), 100 + 50 * i)
-    bad = os.path.join(root, BAD_IMAGE)
-    with open(bad, "w") as f:
-        f.write("not an image, only a file named like one\n")
+    media.write_text(os.path.join(root, BAD_IMAGE), "not an image, only a file named like one\n")
     for (split, label), count in VIDEOS.items():
         for i in range(count):
             _mp4(
@@ -88,8 +64,8 @@ def write_corpus(root: str) -> dict[str, dict[str, int]]:
             _wav(os.path.join(root, "beeps", name), 300.0 if label == "low" else 1200.0 + 100 * i)
             rows[split].append(f"{name},0,1,{label}")
     for split, lines in rows.items():
-        with open(os.path.join(root, "beeps", f"{split}.csv"), "w") as f:
-            f.write("video_path,start,end,label\n" + "\n".join(lines) + "\n")
+        text = "video_path,start,end,label\n" + "\n".join(lines) + "\n"
+        media.write_text(os.path.join(root, "beeps", f"{split}.csv"), text)
     expected: dict[str, dict[str, int]] = {}
     for task, table in (("shapes", IMAGES), ("moves", VIDEOS), ("beeps", BEEPS)):
         for (split, _), count in table.items():
@@ -99,6 +75,10 @@ def write_corpus(root: str) -> dict[str, dict[str, int]]:
     return expected
 
 
+def _folders(root: str) -> dict:
+    return {"root": root, "layout": "folders", "train": "train", "eval": "val"}
+
+
 def corpus_config_dict(data_root: str, pipeline_root: str) -> dict:
     """A config for the corpus (the YAML layout of configs/*.yaml, as a dict)."""
     return {
@@ -106,26 +86,18 @@ def corpus_config_dict(data_root: str, pipeline_root: str) -> dict:
         "data_root": data_root,
         "pipeline_root": pipeline_root,
         "tasks": {
-            "shapes": {
-                "modality": "image",
-                "data": {"root": "shapes", "layout": "folders", "train": "train", "eval": "val"},
-                "num_classes": 2,
-            },
-            "moves": {
-                "modality": "video",
-                "data": {"root": "moves", "layout": "folders", "train": "train", "eval": "val"},
-                "num_classes": 2,
-            },
-            "beeps": {
-                "modality": "audio",
-                "data": {
+            "shapes": configs.task("image", 2, data=_folders("shapes")),
+            "moves": configs.task("video", 2, data=_folders("moves")),
+            "beeps": configs.task(
+                "audio",
+                2,
+                data={
                     "root": "beeps",
                     "layout": "dmvr_csv",
                     "train": "train.csv",
                     "eval": "eval.csv",
                 },
-                "num_classes": 2,
-            },
+            ),
         },
         # One bad input of 13 must stay below the threshold.
         "ingestion": {
@@ -144,4 +116,4 @@ def corpus_config_dict(data_root: str, pipeline_root: str) -> dict:
 
 
 def corpus_config(data_root: str, pipeline_root: str = "") -> config_lib.Config:
-    return config_lib.from_dict(corpus_config_dict(data_root, pipeline_root))
+    return configs.build(corpus_config_dict(data_root, pipeline_root))

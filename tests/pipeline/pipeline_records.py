@@ -1,12 +1,15 @@
-"""Hand-made DMVR-layout SequenceExamples for schema and gate tests (no media decoding)."""
+"""DMVR-layout records for the schema and gate tests (placeholder JPEG bytes, no media decoding),
+built by tests/support/records.py, and the config of their tasks."""
 
 from __future__ import annotations
 
 import os
 
-import tensorflow as tf
-
 from core import features
+from tests.support import configs
+from tests.support import records as support_records
+
+PLACEHOLDER_JPEG = b"\xff\xd8jpeg\xff\xd9"
 
 
 def sequence_example(
@@ -18,24 +21,14 @@ def sequence_example(
     sample_rate: int = 8000,
 ) -> bytes:
     """One record: `frames` JPEG placeholders (0: an empty frame list) and/or a waveform."""
-    example = tf.train.SequenceExample()
-    context = example.context.feature
-    context[features.TASK].bytes_list.value.append(task.encode())
-    context[features.LABEL_TEXT].bytes_list.value.extend(label.encode() for label in labels)
-    context[features.LABEL_INDEX].int64_list.value.extend(range(len(labels)))
-    context[features.FILENAME].bytes_list.value.append(f"{task}/{labels[0]}.bin".encode())
-    context[features.START_US].int64_list.value.append(0)
-    context[features.END_US].int64_list.value.append(1_000_000)
-    if frames is not None:
-        frame_list = example.feature_lists.feature_list[features.IMAGE_ENCODED]
-        for _ in range(frames):
-            frame_list.feature.add().bytes_list.value.append(b"\xff\xd8jpeg\xff\xd9")
-        context[features.FRAME_RATE].float_list.value.append(8.0)
-    if waveform is not None:
-        wave_list = example.feature_lists.feature_list[features.WAVEFORM]
-        wave_list.feature.add().float_list.value.extend(waveform)
-        context[features.SAMPLE_RATE].int64_list.value.append(sample_rate)
-    return example.SerializeToString()
+    return support_records.record(
+        task=task,
+        labels=labels,
+        frames=None if frames is None else [PLACEHOLDER_JPEG] * frames,
+        waveform=waveform,
+        sample_rate=sample_rate,
+        filename=f"{task}/{labels[0]}.bin",
+    )
 
 
 def good_split(split: str) -> list[bytes]:
@@ -56,19 +49,11 @@ MODALITIES = {"digits": "image", "motion": "video", "dtmf": "audio", "tone_mix":
 
 def records_config_dict() -> dict:
     """A config whose tasks are the ones of `good_split` (data paths unused)."""
-    tasks = {
-        task: {"modality": modality, "data": {"root": task}, "num_classes": 4}
-        for task, modality in MODALITIES.items()
-    }
+    tasks = {task: configs.task(modality, 4, task) for task, modality in MODALITIES.items()}
     tasks["tone_mix"]["label_type"] = "multi"
     return {"pipeline_name": "polyvit-records", "tasks": tasks}
 
 
 def write_split(root: str, split: str, records: list[bytes]) -> str:
     """Writes gzip TFRecords to `<root>/<split>/records.gz` (ImportExampleGen's input layout)."""
-    os.makedirs(os.path.join(root, split), exist_ok=True)
-    path = os.path.join(root, split, "records.gz")
-    with tf.io.TFRecordWriter(path, "GZIP") as writer:
-        for record in records:
-            writer.write(record)
-    return path
+    return support_records.write_tfrecords(os.path.join(root, split, "records.gz"), records)

@@ -1,4 +1,5 @@
-"""Helpers for the serving tests: tiny SavedModels with the export contract's signatures.
+"""Helpers for the serving tests: tiny SavedModels with the export contract's signatures, and
+records for them (tests/support/records.py).
 
 The model is small on purpose, but its signatures have the contract's names, inputs and
 outputs: `digits` (serialized SequenceExamples), `digits_raw` (uint8 images),
@@ -9,6 +10,8 @@ depend on the input and on a per-version `bias`, so a test can tell which versio
 from __future__ import annotations
 
 import os
+
+from tests.support import records
 
 LABELS = ["cat", "dog", "owl"]
 TASK = "digits"
@@ -92,13 +95,9 @@ def _set_classify_method(path: str, signature_name: str) -> None:
 
 
 def sequence_example(num_frames: int) -> bytes:
-    import tensorflow as tf
-
-    example = tf.train.SequenceExample()
-    frames = example.feature_lists.feature_list["image/encoded"]
-    for i in range(num_frames):
-        frames.feature.add().bytes_list.value.append(b"jpeg-bytes-%d" % i)
-    return example.SerializeToString()
+    """A record with `num_frames` placeholder frames (the tiny model counts them)."""
+    frames = [b"jpeg-bytes-%d" % i for i in range(num_frames)]
+    return records.record(frames=frames)
 
 
 def install_version(exported: str, base: str, model: str, version: int) -> str:

@@ -17,6 +17,7 @@ from demo.writers import write_audio, write_image, write_video
 from pipeline import cli
 from serving import client as client_lib
 from serving.servable import read_signature_defs
+from tests.support import configs
 
 MODEL = "m"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -108,45 +109,22 @@ VOCABULARIES = {
 
 
 def real_config():
-    from core import config as config_lib
-
-    return config_lib.from_dict(
-        {
-            "tasks": {
-                "digits": {"modality": "image", "data": {"root": "d"}, "num_classes": 10},
-                "motion": {"modality": "video", "data": {"root": "m"}, "num_classes": 4},
-                "tones": {
-                    "modality": "audio",
-                    "data": {"root": "t"},
-                    "num_classes": 5,
-                    "label_type": "multi",
-                },
-            },
-            "model": {
-                "preset": "tiny",
-                "overrides": {
-                    "hidden_size": 32,
-                    "num_layers": 1,
-                    "mlp_dim": 64,
-                    "patch_size": 4,
-                    "zero_init_heads": False,
-                },
-            },
-            "ingestion": {"sample_rate": RATE, "short_side": 24, "fps": 8, "clip_seconds": 1.0},
-            "inputs": {
-                "image_size": 16,
-                "video_size": 16,
-                "num_frames": 4,
-                "audio_seconds": 0.5,
-                "num_mel_bins": 16,
-            },
-        }
-    )
+    tasks = {
+        "digits": configs.task("image", 10, "digits"),
+        "motion": configs.task("video", 4, "motion"),
+        "tones": configs.multi_label("audio", 5, "tones"),
+    }
+    settings = {
+        "model.overrides.zero_init_heads": False,
+        "inputs.audio_seconds": 0.5,
+        "inputs.num_mel_bins": 16,
+    }
+    ingestion = {"sample_rate": RATE, "short_side": 24, "fps": 8, "clip_seconds": 1.0}
+    return configs.tiny_config(tasks, settings, ingestion=ingestion)
 
 
 @pytest.mark.e2e
 def test_predict_every_modality_with_the_real_export(tmp_path, start_server, capsys):
-    pytest.importorskip("trainer.export")
     from serving import layout
     from serving.validation import validate_model
     from trainer.export import export_saved_model

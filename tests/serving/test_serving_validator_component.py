@@ -3,25 +3,17 @@ model that cannot be loaded, or records it cannot answer, block the push with th
 
 import os
 
-import tensorflow as tf
 from serving_models import LABELS, TASK, export_model, sequence_example
 
 from components.serving_validator.component import stamp_and_validate
 from core import features
 from serving import layout
+from tests.support.records import write_examples_artifact
 
 
 def _examples(root, records: list[bytes]) -> str:
     """An Examples artifact folder with one task's eval records and its vocabulary."""
-    os.makedirs(features.split_dir(str(root), features.EVAL))
-    path = features.task_file_pattern(str(root), features.EVAL, TASK).replace("*", "00000-of-00001")
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for record in records:
-            writer.write(record)
-    os.makedirs(os.path.dirname(features.vocabulary_path(str(root), TASK)))
-    with open(features.vocabulary_path(str(root), TASK), "w") as f:
-        f.write("\n".join(LABELS) + "\n")
-    return str(root)
+    return write_examples_artifact(str(root), {features.EVAL: {TASK: records}}, {TASK: LABELS})
 
 
 def test_a_model_that_answers_is_stamped_with_its_warmup_requests(tmp_path):

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from core import config as config_lib
 from core import features
+from tests.support import configs, records
 from trainer import run_fn as run_fn_lib
 from trainer import train_loop
 
@@ -32,85 +33,65 @@ TASKS = {
 
 def _config() -> config_lib.Config:
     tasks = {
-        name: {
-            "modality": spec["modality"],
-            "num_classes": spec["num_classes"],
-            "label_type": spec.get("label_type", "single"),
-            "data": {"root": name},
-            "batch_size": 4,
-            "steps": 10,
-        }
+        name: configs.task(
+            spec["modality"],
+            spec["num_classes"],
+            name,
+            label_type=spec.get("label_type", "single"),
+            batch_size=4,
+            steps=10,
+        )
         for name, spec in TASKS.items()
     }
-    return config_lib.from_dict(
-        {
-            "tasks": tasks,
-            "model": {
-                "preset": "tiny",
-                "overrides": {"hidden_size": 32, "num_layers": 1, "mlp_dim": 64, "patch_size": 8},
-            },
-            "inputs": {
-                "image_size": 16,
-                "video_size": 16,
-                "num_frames": 4,
-                "audio_seconds": 0.5,
-                "num_mel_bins": 16,
-                "audio_sample_rate": RATE,
-                "shuffle_buffer": 8,
-                "eval_clips": 2,
-                "random_flip": False,
-            },
-            "training": {
-                "steps": 6,
-                "warmup_steps": 2,
-                "checkpoint_every": 3,
-                "log_every": 3,
-                "eval_steps": 0,
-            },
-        }
-    )
+    settings = {
+        "model.overrides.patch_size": 8,
+        "inputs.audio_seconds": 0.5,
+        "inputs.num_mel_bins": 16,
+        "inputs.audio_sample_rate": RATE,
+        "inputs.shuffle_buffer": 8,
+        "inputs.eval_clips": 2,
+        "inputs.random_flip": False,
+    }
+    training = {
+        "steps": 6,
+        "warmup_steps": 2,
+        "checkpoint_every": 3,
+        "log_every": 3,
+        "eval_steps": 0,
+    }
+    return configs.tiny_config(tasks, settings, training=training)
 
 
 def _record(modality: str, label: int, i: int) -> bytes:
-    example = tf.train.SequenceExample()
-    context = example.context.feature
-    context[features.LABEL_INDEX].int64_list.value[:] = [label]
-    context[features.FILENAME].bytes_list.value[:] = [f"{modality}_{i}".encode()]
-    context[features.SAMPLE_RATE].int64_list.value[:] = [RATE]
-    context[features.FRAME_RATE].float_list.value[:] = [8.0]
+    frames, wave = None, None
     if modality == "audio":
-        t = np.arange(RATE) / RATE
-        wave = 0.5 * np.sin(2 * np.pi * (300 + 900 * label) * t)
-        wave_list = example.feature_lists.feature_list[features.WAVEFORM]
-        wave_list.feature.add().float_list.value[:] = wave.astype(np.float32).tolist()
+        wave = records.sine(300 + 900 * label, 1.0, RATE)
     else:
         count = 1 if modality == "image" else 8
-        frames = example.feature_lists.feature_list[features.IMAGE_ENCODED]
-        for k in range(count):
-            level = (
-                40 + 170 * label
-                if modality == "image"
-                else 20 + (k * 25 if label else 200 - k * 25)
-            )
-            frame = np.full([20, 20, 3], level, np.uint8)
-            frames.feature.add().bytes_list.value.append(tf.io.encode_jpeg(frame).numpy())
-    return example.SerializeToString()
+        levels = [
+            40 + 170 * label if modality == "image" else 20 + (k * 25 if label else 200 - k * 25)
+            for k in range(count)
+        ]
+        frames = [records.jpeg(np.full([20, 20, 3], level, np.uint8)) for level in levels]
+    return records.record(
+        label_indices=[label],
+        frames=frames,
+        waveform=wave,
+        sample_rate=RATE,
+        filename=f"{modality}_{i}",
+    )
 
 
 def _write_examples(uri: str) -> None:
-    for split, count in (("train", 16), ("eval", 9)):
-        folder = features.split_dir(uri, split)
-        os.makedirs(folder, exist_ok=True)
-        for name, spec in TASKS.items():
-            path = os.path.join(folder, f"{name}-00000-of-00001.gz")
-            with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-                for i in range(count):
-                    writer.write(_record(spec["modality"], i % spec["num_classes"], i))
-    for name, spec in TASKS.items():
-        path = features.vocabulary_path(uri, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write("\n".join(spec["labels"]) + "\n")
+    by_split = {
+        split: {
+            name: [_record(spec["modality"], i % spec["num_classes"], i) for i in range(count)]
+            for name, spec in TASKS.items()
+        }
+        for split, count in (("train", 16), ("eval", 9))
+    }
+    vocabularies = {name: spec["labels"] for name, spec in TASKS.items()}
+    records.write_examples_artifact(uri, by_split, vocabularies)
 
 
 def _fn_args(tmp_path, config, **overrides):

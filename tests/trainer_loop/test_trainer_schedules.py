@@ -8,20 +8,16 @@ import numpy as np
 import pytest
 import trainer_loop_standins as standins
 
-from core import config as config_lib
 from core.config import ConfigError
+from tests.support import configs
 from trainer import schedules
 
 
 def _config(schedule: str, steps: int, weights: dict[str, float], seed: int = 7):
-    return config_lib.from_dict(
-        {
-            "tasks": {
-                name: {"data": {"root": name}, "num_classes": 2, "sampling_weight": w}
-                for name, w in weights.items()
-            },
-            "training": {"schedule": schedule, "steps": steps, "seed": seed},
-        }
+    tasks = {name: configs.task("image", 2, name, sampling_weight=w) for name, w in weights.items()}
+    return configs.build(
+        {"tasks": tasks},
+        {"training.schedule": schedule, "training.steps": steps, "training.seed": seed},
     )
 
 

@@ -11,46 +11,33 @@ import tensorflow as tf
 import tf_keras as keras
 
 from core import config as config_lib
+from tests.support import configs
 
 FEATURE_DIM = 8
 EXAMPLES_PER_TASK = 256
 
 
+STANDIN_TASKS = {
+    "alpha": configs.task("image", 4, batch_size=16, steps=300, lr_multiplier=1.0),
+    "beta": configs.multi_label("image", 3, batch_size=8, steps=100, lr_multiplier=0.5),
+}
+STANDIN_TRAINING = {
+    "optimizer": "adamw",
+    "learning_rate": 0.01,
+    "warmup_steps": 5,
+    "checkpoint_every": 10,
+    "log_every": 5,
+    "eval_steps": 0,
+}
+
+
 def standin_config(schedule: str = "weighted", steps: int = 40, **training) -> config_lib.Config:
-    """Two tasks on the same modality: a single-label and a multi-label one."""
-    return config_lib.from_dict(
-        {
-            "tasks": {
-                "alpha": {
-                    "modality": "image",
-                    "data": {"root": "a"},
-                    "num_classes": 4,
-                    "batch_size": 16,
-                    "steps": 300,
-                    "lr_multiplier": 1.0,
-                },
-                "beta": {
-                    "modality": "image",
-                    "data": {"root": "b"},
-                    "num_classes": 3,
-                    "label_type": "multi",
-                    "batch_size": 8,
-                    "steps": 100,
-                    "lr_multiplier": 0.5,
-                },
-            },
-            "training": {
-                "steps": steps,
-                "schedule": schedule,
-                "optimizer": "adamw",
-                "learning_rate": 0.01,
-                "warmup_steps": 5,
-                "checkpoint_every": 10,
-                "log_every": 5,
-                "eval_steps": 0,
-                **training,
-            },
-        }
+    """Two tasks on the same modality: a single-label and a multi-label one; `training`
+    overrides fields of the training section."""
+    settings = {"schedule": schedule, "steps": steps, **training}
+    return configs.build(
+        {"tasks": STANDIN_TASKS, "training": STANDIN_TRAINING},
+        {f"training.{name}": value for name, value in settings.items()},
     )
 
 

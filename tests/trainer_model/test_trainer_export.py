@@ -13,17 +13,16 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from core import config as config_lib
 from core import features as keys
-
-input_pipeline = pytest.importorskip("transforms.input_pipeline")
-
-from trainer.export import (  # noqa: E402
+from tests.support import configs, records
+from trainer.export import (
     CLASSIFY_METHOD,
     PREDICT_METHOD,
     example_to_sequence_example,
     export_saved_model,
     signature_names,
 )
-from trainer.model import build_model  # noqa: E402
+from trainer.model import build_model
+from transforms import input_pipeline
 
 RATE = 16000
 VOCABULARIES = {
@@ -34,65 +33,29 @@ VOCABULARIES = {
 
 
 def export_config() -> config_lib.Config:
-    return config_lib.from_dict(
-        {
-            "tasks": {
-                "digits": {"modality": "image", "data": {"root": "d"}, "num_classes": 10},
-                "motion": {"modality": "video", "data": {"root": "m"}, "num_classes": 4},
-                "tone_mix": {
-                    "modality": "audio",
-                    "data": {"root": "t"},
-                    "num_classes": 5,
-                    "label_type": "multi",
-                },
-            },
-            "model": {
-                "preset": "tiny",
-                "overrides": {
-                    "hidden_size": 32,
-                    "num_layers": 1,
-                    "mlp_dim": 64,
-                    "patch_size": 4,
-                    "zero_init_heads": False,  # so that scores differ between inputs
-                },
-            },
-            "ingestion": {"sample_rate": RATE},
-            "inputs": {
-                "image_size": 16,
-                "video_size": 16,
-                "num_frames": 4,
-                "frame_stride": 1,
-                "audio_seconds": 0.25,
-                "num_mel_bins": 16,
-                "eval_clips": 2,  # video and audio average two clips per example
-            },
-        }
-    )
+    tasks = configs.four_tasks(tone_mix_classes=5)
+    del tasks["dtmf"]
+    settings = {
+        "model.overrides.zero_init_heads": False,  # so that scores differ between inputs
+        "ingestion.sample_rate": RATE,
+        "inputs.frame_stride": 1,
+        "inputs.audio_seconds": 0.25,
+        "inputs.num_mel_bins": 16,
+        "inputs.eval_clips": 2,  # video and audio average two clips per example
+    }
+    return configs.tiny_config(tasks, settings)
 
 
 def jpeg_frames(rng, count: int, height: int = 20, width: int = 24) -> list[bytes]:
-    frames = rng.integers(0, 256, size=(count, height, width, 3), dtype=np.uint8)
-    return [tf.io.encode_jpeg(f, quality=95).numpy() for f in frames]
+    return records.random_jpegs(rng, count, height, width, quality=95)
 
 
 def sine(freq: float, seconds: float) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return records.sine(freq, seconds, RATE)
 
 
 def sequence_example(frames=None, waveform=None, name="clip.mp4") -> bytes:
-    ex = tf.train.SequenceExample()
-    ex.context.feature[keys.FILENAME].bytes_list.value.append(name.encode())
-    if frames is not None:
-        for jpeg in frames:
-            ex.feature_lists.feature_list[keys.IMAGE_ENCODED].feature.add().bytes_list.value.append(
-                jpeg
-            )
-    if waveform is not None:
-        ex.context.feature[keys.SAMPLE_RATE].int64_list.value.append(RATE)
-        feature = ex.feature_lists.feature_list[keys.WAVEFORM].feature.add()
-        feature.float_list.value.extend(waveform.tolist())
-    return ex.SerializeToString()
+    return records.record(frames=frames, waveform=waveform, sample_rate=RATE, filename=name)
 
 
 def flat_example(frames=None, waveform=None, name="clip.mp4") -> bytes:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from trainer_model_fixtures import FEATURE_SHAPES, tiny_config
 
+from tests.support.configs import FEATURE_SHAPES, model_config
 from trainer.model import build_model, parameter_counts, parameter_groups
 
 
@@ -26,7 +26,7 @@ def features(modality: str, batch: int = 2) -> dict:
 
 @pytest.fixture(scope="module")
 def model():
-    return build_model(tiny_config(), feature_shapes=FEATURE_SHAPES)
+    return build_model(model_config(), feature_shapes=FEATURE_SHAPES)
 
 
 def test_every_task_returns_float32_logits_of_its_class_count(model):
@@ -98,7 +98,7 @@ def test_gradients_of_one_task_touch_only_its_modality_shared_and_head(model):
 
 
 def test_modality_layers_are_owned_by_their_modality():
-    config = tiny_config(modality_layers=1, num_layers=1)
+    config = model_config(modality_layers=1, num_layers=1)
     model = build_model(config, feature_shapes=FEATURE_SHAPES)
     counts = parameter_counts(model)
     assert counts["shared"] == block_params(32, 64) + 2 * 32
@@ -112,7 +112,7 @@ def test_modality_layers_are_owned_by_their_modality():
 def test_mixed_precision_returns_float32_logits(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        config = tiny_config(zero_init_heads=False)
+        config = model_config(zero_init_heads=False)
         model = build_model(config, feature_shapes=FEATURE_SHAPES)
         assert model.encoder.blocks[0].attention.compute_dtype == policy.split("_")[1]
         for task in config.tasks:
@@ -127,7 +127,7 @@ def test_mixed_precision_returns_float32_logits(policy):
 
 def test_checkpoint_round_trip_before_training(tmp_path):
     """build_model creates every variable, so a checkpoint holds the whole model at step 0."""
-    config = tiny_config(zero_init_heads=False)
+    config = model_config(zero_init_heads=False)
     source = build_model(config, feature_shapes=FEATURE_SHAPES)
     path = tf.train.Checkpoint(model=source).write(str(tmp_path / "ckpt"))
     target = build_model(config, feature_shapes=FEATURE_SHAPES)

@@ -7,8 +7,8 @@ import math
 import os
 
 import tensorflow as tf
-from trainer_model_fixtures import FEATURE_SHAPES, tiny_config
 
+from tests.support.configs import FEATURE_SHAPES, model_config
 from trainer.model import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,7 +52,7 @@ def op_flops(op) -> int:
 def test_analytic_forward_flops_match_the_graph():
     bench = load_benchmark()
     # One modality layer and one shared layer: both kinds of block are counted.
-    config = tiny_config(modality_layers=1, num_layers=1)
+    config = model_config(modality_layers=1, num_layers=1)
     model = build_model(config, feature_shapes=FEATURE_SHAPES)
     for task in config.tasks:
         shape = FEATURE_SHAPES[task.modality]

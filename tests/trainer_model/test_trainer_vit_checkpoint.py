@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from trainer_model_fixtures import FEATURE_SHAPES, tiny_config
 
+from tests.support.configs import FEATURE_SHAPES, model_config
 from trainer.model import build_model
 from trainer.vit_checkpoint import CheckpointError, load_vit_npz
 
@@ -70,7 +70,7 @@ def check_block(block, arrays, i):
 def loaded(tmp_path_factory):
     arrays = vit_arrays(2)
     path = write_npz(tmp_path_factory.mktemp("ckpt"), arrays)
-    config = tiny_config()  # D=32, 2 layers, 2 heads, mlp 64, patch 4
+    config = model_config()  # D=32, 2 layers, 2 heads, mlp 64, patch 4
     model = build_model(config, feature_shapes=FEATURE_SHAPES, load_checkpoint=False)
     report = load_vit_npz(model, path, config)
     return model, arrays, report
@@ -125,7 +125,7 @@ def test_positional_embeddings_are_resized_and_tiled(loaded):
 def test_modality_layers_take_the_first_blocks_and_the_prefix_is_accepted(tmp_path):
     arrays = vit_arrays(2, seed=1, prefix="opt/target/")
     path = write_npz(tmp_path, arrays)
-    config = tiny_config(modality_layers=1, num_layers=1)
+    config = model_config(modality_layers=1, num_layers=1)
     model = build_model(config, feature_shapes=FEATURE_SHAPES, load_checkpoint=False)
     load_vit_npz(model, path, config)
     plain = {k.removeprefix("opt/target/"): v for k, v in arrays.items()}
@@ -137,7 +137,7 @@ def test_modality_layers_take_the_first_blocks_and_the_prefix_is_accepted(tmp_pa
 def test_build_model_loads_the_configured_checkpoint(tmp_path):
     arrays = vit_arrays(2, seed=2)
     path = write_npz(tmp_path, arrays)
-    config = tiny_config()
+    config = model_config()
     config.model.init_checkpoint = path
     model = build_model(config, feature_shapes=FEATURE_SHAPES)
     np.testing.assert_array_equal(model.tokenizers["image"].kernel, arrays["embedding/kernel"])
@@ -145,7 +145,7 @@ def test_build_model_loads_the_configured_checkpoint(tmp_path):
 
 def test_errors_name_the_key(tmp_path, loaded):
     model, _, _ = loaded
-    config = tiny_config()
+    config = model_config()
     arrays = vit_arrays(2)
     del arrays["Transformer/encoderblock_1/MlpBlock_3/Dense_0/bias"]
     with pytest.raises(CheckpointError, match="missing key 'Transformer/encoderblock_1/MlpBlock_3"):

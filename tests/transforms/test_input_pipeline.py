@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf  # noqa: E402
 
 import core.env  # noqa: F401
-from core import features  # noqa: E402
 from core.config import Inputs, Task  # noqa: E402
+from tests.support import records as support_records
 from transforms import audio, input_pipeline, video  # noqa: E402
 from transforms.augment import mixup  # noqa: E402
 
@@ -46,8 +45,7 @@ def frame_index(pixels: np.ndarray) -> int:
 
 
 def tone(freq: float, seconds: float, rate: int) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return support_records.sine(freq, seconds, rate)
 
 
 def make_record(
@@ -57,21 +55,15 @@ def make_record(
     sample_rate: int = INPUTS.audio_sample_rate,
     filename: str = "clip.mp4",
 ) -> bytes:
-    example = tf.train.SequenceExample()
-    context = example.context.feature
-    context[features.LABEL_INDEX].int64_list.value[:] = list(labels)
-    context[features.FILENAME].bytes_list.value[:] = [filename.encode()]
-    context[features.SAMPLE_RATE].int64_list.value[:] = [sample_rate]
-    if frames is not None:
-        frame_list = example.feature_lists.feature_list[features.IMAGE_ENCODED]
-        for frame in frames:
-            frame_list.feature.add().bytes_list.value.append(
-                tf.io.encode_jpeg(frame, quality=95).numpy()
-            )
-    if waveform is not None:
-        wave_list = example.feature_lists.feature_list[features.WAVEFORM]
-        wave_list.feature.add().float_list.value[:] = list(waveform)
-    return example.SerializeToString()
+    return support_records.record(
+        label_indices=list(labels),
+        frames=None
+        if frames is None
+        else [support_records.jpeg(frame, quality=95) for frame in frames],
+        waveform=waveform,
+        sample_rate=sample_rate,
+        filename=filename,
+    )
 
 
 def record_for(modality: str, i: int, labels=None) -> bytes:
@@ -88,21 +80,9 @@ def record_for(modality: str, i: int, labels=None) -> bytes:
     return make_record(labels, waveform=wave, filename=f"snd{i}.wav")
 
 
-def write_records(folder, name: str, records: list[bytes], num_files: int = 1) -> str:
+def write_records(folder, name: str, serialized: list[bytes], num_files: int = 1) -> str:
     """Writes records round-robin to gzip shards named as MediaExampleGen names them."""
-    os.makedirs(folder, exist_ok=True)
-    writers = [
-        tf.io.TFRecordWriter(
-            os.path.join(folder, f"{name}-{k:05d}-of-{num_files:05d}.gz"),
-            options=tf.io.TFRecordOptions(compression_type="GZIP"),
-        )
-        for k in range(num_files)
-    ]
-    for i, record in enumerate(records):
-        writers[i % num_files].write(record)
-    for writer in writers:
-        writer.close()
-    return os.path.join(folder, f"{name}-*.gz")
+    return support_records.write_shards(str(folder), name, serialized, num_files)
 
 
 @pytest.fixture(scope="module")

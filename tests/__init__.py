@@ -1,0 +1,1 @@
+"""The project's tests; `tests.support` holds the helpers they share."""
