@@ -142,6 +142,13 @@ _handler: logging.Handler | None = None
 _harmless_filter = HarmlessFilter()
 
 
+def ignore_harmless_warnings() -> None:
+    """`warnings` filters for the "py.warnings" entries of HARMLESS (any category)."""
+    for entry in HARMLESS:
+        if entry.logger == PY_WARNINGS:
+            warnings.filterwarnings("ignore", message=entry.pattern)
+
+
 def levels(verbosity: int) -> tuple[int, int]:
     """(level of the polyvit loggers, level of everything else) for `-v` given `verbosity`
     times."""
@@ -160,9 +167,7 @@ def setup(verbosity: int = 0) -> logging.Handler:
         _handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
         logging.getLogger().addHandler(_handler)
         logging.captureWarnings(True)
-        for entry in HARMLESS:
-            if entry.logger == PY_WARNINGS:
-                warnings.filterwarnings("ignore", message=entry.pattern)
+        ignore_harmless_warnings()
     if verbosity >= 2:
         _handler.removeFilter(_harmless_filter)
     else:
