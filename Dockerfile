@@ -20,8 +20,13 @@ RUN pip wheel --no-cache-dir --disable-pip-version-check --no-deps --ignore-requ
 
 # ---- runtime ----
 FROM python:3.11-slim-bookworm
+# core/env.py is the one source of the process environment, but KFP starts TFX's entry point
+# (kubeflow_v2_run_executor), which imports TensorFlow and Keras before any module of ours:
+# so the variables TensorFlow and gRPC read when they load are set before Python starts, with
+# the same values as core/env.py's ENVIRONMENT (tests/foundation/test_logging.py checks it).
 ENV TF_USE_LEGACY_KERAS=1 \
-    TF_CPP_MIN_LOG_LEVEL=2 \
+    TF_CPP_MIN_LOG_LEVEL=3 \
+    GRPC_VERBOSITY=ERROR \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

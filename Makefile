@@ -10,8 +10,9 @@ STAMP  := $(VENV)/.installed-$(shell cat $(LOCK) setup.py | sha256sum | cut -c1-
 SCALE  ?= full
 DEMO_DATA ?= demo_data
 
-export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL := 3
+# TensorFlow's environment (TF_USE_LEGACY_KERAS, ...) is set by core/env.py, which every entry
+# point imports first. Only what Python itself reads at start-up is set here: no __pycache__
+# folders in the checkout.
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install demo demo-data test test-unit test-e2e lint image clean

@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import core.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+from core import logs  # noqa: E402
 
 # isort: split
 from core import config as config_lib  # noqa: E402
@@ -99,6 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="runs/bench_cotrain")
     parser.add_argument("--scale", default="small", help="demo data scale without --records")
     args = parser.parse_args(argv)
+    logs.setup()  # an entry point: the library's progress lines reach stderr
 
     config = config_lib.load(args.config, args.overrides)
     records = args.records or ensure_records(config, args.work, args.scale)

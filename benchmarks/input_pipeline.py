@@ -19,12 +19,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# core.env first: it sets the environment TensorFlow reads when it loads.
+from core import env  # noqa: E402, F401, I001
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from core import config as config_lib  # noqa: E402  (sets the TF environment first)
-from core import env  # noqa: E402, F401
+from core import config as config_lib  # noqa: E402
 from core import features as keys  # noqa: E402
+from core import logs  # noqa: E402
 from transforms import input_pipeline  # noqa: E402
 
 
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="batches before timing")
     parser.add_argument("--batches", type=int, default=40, help="timed batches")
     args = parser.parse_args(argv)
+    logs.setup()  # an entry point: the library's progress lines reach stderr
     config = config_lib.load(args.config, args.overrides)
 
     # One task per modality: the first of the config's tasks with that modality.

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from core import env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from core import env, logs  # noqa: E402, F401  (env: before TensorFlow loads)
 
 
 def export_model(config, base: str, name: str) -> str:
@@ -132,6 +132,7 @@ def main(argv=None) -> int:
         help="config override, e.g. --set serving.max_batch_size=8",
     )
     args = parser.parse_args(argv)
+    logs.setup()  # an entry point: the library's progress lines reach stderr
 
     import grpc
     import tensorflow as tf

@@ -27,6 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import core.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+from core import logs  # noqa: E402
 
 # isort: split
 import tensorflow as tf  # noqa: E402
@@ -175,6 +176,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per modality")
     parser.add_argument("--xla", action="store_true", help="also time the XLA-compiled step")
     args = parser.parse_args(argv)
+    logs.setup()  # an entry point: the library's progress lines reach stderr
     config = config_lib.load(args.config, args.set)
     print(f"model preset {config.model.preset}: {config.model.size()}")
     for jit in (False, True) if args.xla else (False,):

@@ -1,16 +1,24 @@
-"""Process environment the stack needs, set before TensorFlow is first imported.
+"""Process environment the stack needs, set before TensorFlow is first imported: the ONE place.
 
 TFX 1.16 and TFMA need Keras 2 (`tf_keras`); TensorFlow's C++ start-up messages (CUDA plugin
-registration on a machine without GPUs) and google-api-core's Python-version notice drown the
-progress output. Users never have to export these themselves: every entry point imports this
-module first, and the variables reach the subprocesses that Beam and TFX start.
+registration on a machine without GPUs) and gRPC's C core drown the progress output. Users
+never have to export these themselves: every entry point imports this module first
+(pipeline.cli, the package __init__s, tests/conftest.py, the benchmarks), and the variables
+reach the subprocesses that Beam and TFX start. A value already in the environment wins.
+
+The only other place that sets them is the Dockerfile, for one reason: TFX's Kubeflow
+container entry point imports TensorFlow before any module of ours, so there they must be set
+before Python starts (a test checks the image sets the same values). Logging and third-party
+warnings are core/logs.py's business, not this module's.
 """
 
 import os
-import warnings
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-warnings.filterwarnings("ignore", category=FutureWarning)
+ENVIRONMENT = {
+    "TF_USE_LEGACY_KERAS": "1",  # tf.keras is Keras 2 (tf_keras), as TFX 1.16 and TFMA need
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ logging: errors of TF's own only
+    "GRPC_VERBOSITY": "ERROR",  # gRPC's C core: no fork-support and DNS notices
+}
+
+for _name, _value in ENVIRONMENT.items():
+    os.environ.setdefault(_name, _value)

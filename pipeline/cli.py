@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from core import cli_args, env  # noqa: F401  (env: TF_USE_LEGACY_KERAS before TensorFlow loads)
+from core import cli_args, env, logs  # noqa: F401  (env: before TensorFlow loads)
 
 # Each subcommand: (module that implements it, one-line help). For a subcommand `foo-bar` the
 # module has `add_foo_bar_arguments(parser)` and `foo_bar(args) -> int`.
@@ -45,6 +45,7 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, d
         "transformer. Start with `make demo`, or: polyvit make-demo-data demo_data && "
         "polyvit run --config configs/demo.yaml",
     )
+    add_global_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handlers = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -56,6 +57,28 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, d
         getattr(module, f"add_{function}_arguments")(sp)
         handlers[name] = getattr(module, function)
     return parser, handlers
+
+
+def add_global_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options before the subcommand: `polyvit -v run ...`."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log lines: -v the project's debug lines and other libraries' info lines, "
+        "-vv also the third-party lines core/logs.py drops as harmless",
+    )
+
+
+def global_verbosity(argv: list[str]) -> int:
+    """-v count among the options before the subcommand (read before the subcommand's module,
+    and with it TensorFlow, is imported, so that logging is set up first)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_global_arguments(parser)
+    command_at = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    known, _ = parser.parse_known_args(argv[:command_at])
+    return known.verbose
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +94,7 @@ def config(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    logs.setup(global_verbosity(argv))
     command = next((a for a in argv if not a.startswith("-")), None)
     parser, handlers = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)

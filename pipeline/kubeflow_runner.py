@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,8 @@ import yaml
 from core import config as config_lib
 from core.cli_args import add_config_args, load_config
 from pipeline import accelerators
+
+log = logging.getLogger("polyvit.compile")
 
 # Runtime parameters a user changes per run (`polyvit submit --param NAME=VALUE`).
 DATA_ROOT_PARAM = "data_root"
@@ -212,11 +215,7 @@ def compile_pipeline(
     spec = tfx_pipeline_spec(pipeline, image or config.kubeflow.image)
     trainers = [executor_label(spec, node_id) for node_id in trainer_node_ids(pipeline)]
     if not trainers and not resources.empty:
-        print(
-            "polyvit compile: the pipeline has no Trainer yet; the accelerator settings are "
-            "not used",
-            file=sys.stderr,
-        )
+        log.warning("the pipeline has no Trainer yet; the accelerator settings are not used")
     return finish_spec(
         spec,
         pipeline_root=config.kubeflow.pipeline_root,

@@ -18,7 +18,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from core import cli_args
+from core import cli_args, logs
 
 
 def free_port() -> int:
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None, help="demo media (default: data_root)")
     parser.add_argument("--startup-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
+    logs.setup()
     config = cli_args.load_config(args)
     data_root = args.data_root or config.data_root
     model_path = os.path.join(config.serving.push_dir, config.serving.model_name)

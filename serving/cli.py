@@ -63,7 +63,6 @@ _FLAG_FIELDS = (
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = cli_args.load_config(args)
     flags = {k: getattr(args, k) for k in _FLAG_FIELDS if getattr(args, k, None) is not None}
     try:

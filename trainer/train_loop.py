@@ -32,7 +32,6 @@ import functools
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 
@@ -72,7 +71,6 @@ def train(
     Transform component's statistics when there are any). Checkpoints go to `checkpoint_dir`
     (default `<model_dir>/checkpoints`); a checkpoint found there is resumed from.
     """
-    _setup_logging()
     training = config.training
     total_steps = int(total_steps or training.steps)
     _check_training(training, total_steps)
@@ -335,7 +333,9 @@ def evaluate_task(
         logits = tf.cast(model(flat, task=task.name, training=False), tf.float32)
         return tf.reshape(logits, [-1, num_clips, logits.shape[-1]])
 
-    @tf.function(autograph=False)  # no tensor-dependent Python control flow
+    # One trace per task: the signature (batch dimension unknown unless batches are static)
+    # also covers the last, partial batch, which would otherwise trace a second graph.
+    @tf.function(autograph=False, input_signature=dataset.element_spec)
     def eval_step(features, labels):
         logits = strategy.run(replica_logits, args=(features,))
         return strategy.gather(logits, axis=0), strategy.gather(labels, axis=0)
@@ -548,13 +548,3 @@ def _worker_checkpoint_dir(base: str, strategy) -> str:
         return base
     resolver = strategy.cluster_resolver
     return os.path.join(base, f"tmp_{resolver.task_type}_{resolver.task_id}")
-
-
-def _setup_logging() -> None:
-    """Progress lines reach stderr even when nobody configured logging (TFX, subprocesses)."""
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False

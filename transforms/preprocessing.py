@@ -20,9 +20,11 @@ REVERSE lexicographic order, so its indices would disagree with the records' lab
 summed in float64 (count, sum, sum of squares) by the same kind of analyzer, which also writes
 them to a file, because run_fn and export need plain numbers, not graph tensors.
 
-Transform runs with `materialize=False` (copying video is too costly); its transformed outputs
-(label indices per task, from the vocabulary above) exist so the transform graph has outputs
-and so a test can check that the vocabulary's indices are the records' indices.
+Transform runs with `materialize=False` (copying video is too costly) and nothing reads its
+transformed features: training and serving parse the records themselves and take only the
+assets. Its one output is the task name, passed through, because a transform graph must have
+an output. (Label indices from `tft.apply_vocabulary` would build a lookup table inside TFT's
+tf.function, which TFT warns about, for a feature nobody reads.)
 
 Entry points: `preprocessing_fn(inputs, custom_config)` (the module path given to Transform is
 `transforms.preprocessing`), `core.config.to_custom_config(config)` (its custom_config) and
@@ -52,11 +54,6 @@ AUDIO_STATS = "audio_stats.json"
 def vocabulary_name(task: str) -> str:
     """The asset (and vocabulary) name of a task's labels: what `tft.vocabulary` would use."""
     return f"labels_{task}"
-
-
-def label_index_feature(task: str) -> str:
-    """Transformed output: the task's label indices (sparse [B, k]; empty for other tasks)."""
-    return f"label_index_{task}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,11 +222,12 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
             )
     tasks = _task_names(inputs)
     labels = _rows(inputs[keys.LABEL_TEXT])
-    outputs = {"task": tasks}
+    outputs = {"task": tasks}  # the graph's one output (see the module docstring)
     for task in config.tasks:
         is_task = tf.equal(tasks, task.name)
         task_labels = tf.ragged.boolean_mask(labels, is_task).flat_values
-        (vocabulary_path,) = tft.experimental.ptransform_analyzer(
+        # Its output (the file's path) is registered as an asset, like the audio moments'.
+        tft.experimental.ptransform_analyzer(
             inputs=[task_labels],
             ptransform=_SortedVocabulary(task.name),
             output_dtypes=[tf.string],
@@ -238,11 +236,6 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
             name=f"vocabulary_{task.name}",
         )
         tft.annotate_asset(vocabulary_name(task.name), vocabulary_name(task.name))
-        # Label indices of this task's records only: other tasks' labels are not in it.
-        kept = _keep_rows(labels, is_task)
-        outputs[label_index_feature(task.name)] = tft.apply_vocabulary(
-            kept.to_sparse(), deferred_vocab_filename_tensor=vocabulary_path, default_value=-1
-        )
 
     audio_tasks = [t.name for t in config.tasks if t.modality == "audio"]
     is_audio = tf.reduce_any(
@@ -274,13 +267,6 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     )
     tft.annotate_asset(AUDIO_STATS, AUDIO_STATS)
     return outputs
-
-
-def _keep_rows(ragged: tf.RaggedTensor, keep: tf.Tensor) -> tf.RaggedTensor:
-    """Same number of rows; the rows where `keep` is False emptied."""
-    lengths = ragged.row_lengths()
-    values = tf.boolean_mask(ragged.flat_values, tf.repeat(keep, lengths))
-    return tf.RaggedTensor.from_row_lengths(values, lengths * tf.cast(keep, lengths.dtype))
 
 
 # --------------------------------------------------------------------------------------------

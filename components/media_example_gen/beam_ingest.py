@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import sys
+import logging
 import threading
 import time
 import uuid
@@ -37,6 +37,9 @@ from media import decode, dmvr, fs
 from media.errors import MediaError, QuarantineRecord
 
 METRICS_NAMESPACE = "polyvit.ingest"
+log = logging.getLogger("polyvit.ingest")
+# How often the driver logs the workers' progress.
+PROGRESS_SECONDS = 10.0
 QUARANTINE_FILE = "quarantine.jsonl"
 COUNTS_FILE = "counts.jsonl"
 _QUARANTINE_TAG = "quarantine"
@@ -191,12 +194,13 @@ class _ProgressFile:
             pass  # progress is best-effort; the real counts come from the pipeline's outputs
 
 
-class _ProgressPrinter(threading.Thread):
-    """Driver side: sums the workers' progress files and prints one updating line."""
+class _ProgressLogger(threading.Thread):
+    """Driver side: sums the workers' progress files and logs a progress line every
+    `PROGRESS_SECONDS` (runs shorter than that log none)."""
 
-    def __init__(self, folder: str, total: int, listed_bad: int, stream=sys.stderr):
+    def __init__(self, folder: str, total: int, listed_bad: int):
         super().__init__(daemon=True)
-        self.folder, self.total, self.listed_bad, self.stream = folder, total, listed_bad, stream
+        self.folder, self.total, self.listed_bad = folder, total, listed_bad
         self._done = threading.Event()
         self._start = time.monotonic()
 
@@ -218,20 +222,12 @@ class _ProgressPrinter(threading.Thread):
         )
 
     def run(self) -> None:
-        interactive = self.stream.isatty()
-        while not self._done.wait(1.0 if interactive else 10.0):
-            print(
-                ("\r" if interactive else "") + self.line(),
-                end="" if interactive else "\n",
-                file=self.stream,
-                flush=True,
-            )
+        while not self._done.wait(PROGRESS_SECONDS):
+            log.info("%s", self.line())
 
     def stop(self) -> None:
         self._done.set()
         self.join()
-        if self.stream.isatty():
-            print(file=self.stream)
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,7 +426,7 @@ def ingest(
     printer = None
     if progress:
         fs.makedirs(progress_dir)
-        printer = _ProgressPrinter(progress_dir, len(items), len(listed_bad))
+        printer = _ProgressLogger(progress_dir, len(items), len(listed_bad))
         printer.start()
     args = config.beam_pipeline_args if beam_pipeline_args is None else beam_pipeline_args
     try:

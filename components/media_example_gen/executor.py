@@ -7,9 +7,9 @@ is the TFX edge: exec properties in, artifact properties out, failure when too m
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from absl import logging
 from tfx import v1 as tfx
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
@@ -19,6 +19,8 @@ from tfx.types import artifact_utils
 from components.media_example_gen import beam_ingest
 from core import config as config_lib
 from core import features
+
+log = logging.getLogger("polyvit.ingest")
 
 EXAMPLES_KEY = "examples"
 QUARANTINE_KEY = "quarantine"
@@ -120,7 +122,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         examples_utils.set_file_format(examples, _FILE_FORMAT)
         record_properties(examples, quarantine, summary)
-        logging.info("MediaExampleGen: %s", summary.describe())
+        log.info("MediaExampleGen: %s", summary.describe())
         # Fails the execution (nothing is published) when the bad fraction passes
         # ingestion.max_bad_fraction; the message names the first bad files and reasons.
         summary.check()

@@ -10,6 +10,7 @@ refuses to push a model that failed.
 """
 
 import glob
+import logging
 import os
 
 import tensorflow as tf
@@ -20,6 +21,8 @@ from tfx.utils import io_utils, path_utils
 from core import features
 from serving import layout
 from serving.validation import InfraValidationError, validate_model
+
+log = logging.getLogger("polyvit.serving_validator")
 
 BLESSED_FILE, NOT_BLESSED_FILE = "INFRA_BLESSED", "INFRA_NOT_BLESSED"
 # TFX's Pusher reads the pushed model from here when the InfraBlessing says `has_model`.
@@ -84,7 +87,7 @@ def ServingValidator(
     if failure is not None:
         blessing.set_string_custom_property("reason", failure[:2000])
         io_utils.write_string_file(os.path.join(blessing.uri, NOT_BLESSED_FILE), failure)
-        print(f"ServingValidator: the model is NOT pushed: {failure}")
+        log.warning("ServingValidator: the model is NOT pushed: %s", failure)
         return
     io_utils.write_string_file(os.path.join(blessing.uri, BLESSED_FILE), "")
-    print(f"ServingValidator: the model loaded and answered {answered} warm-up requests")
+    log.info("ServingValidator: the model loaded and answered %d warm-up requests", answered)

@@ -134,7 +134,7 @@ def test_the_checks_catch_an_upward_import_and_a_cycle():
 @pytest.mark.parametrize(
     "modules",
     [
-        ["core.config", "core.features", "core.cli_args", "core.schema", "core.env"],
+        ["core.config", "core.features", "core.cli_args", "core.schema", "core.env", "core.logs"],
         # Beam workers decode without paying TensorFlow's start-up (seconds, hundreds of MB).
         ["media.decode", "media.dmvr", "media.errors", "media.fs"],
     ],

@@ -15,11 +15,13 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads, as core/env.py
 
+# core.env first: it sets the environment TensorFlow reads when it loads.
+import core.env  # noqa: E402, F401, I001
 import tensorflow as tf  # noqa: E402
 import trainer_loop_standins as standins  # noqa: E402
 
+from core import logs  # noqa: E402
 from trainer import train_loop  # noqa: E402
 
 
@@ -39,6 +41,7 @@ def run(config, model_dir, strategy=None, sleep_seconds=0.0):
 
 
 def main(argv):
+    logs.setup()  # an entry point: the progress lines (the resume test reads them) reach stderr
     mode = argv[1]
     if mode == "train":
         model_dir, schedule, steps, sleep = argv[2], argv[3], int(argv[4]), float(argv[5])
