@@ -33,8 +33,9 @@ VOCABULARIES = {
 }
 
 
-def export_config() -> config_lib.Config:
-    return config_lib.from_dict(
+def export_config() -> config_lib.TrainerConfig:
+    """The Trainer's slice (what run_fn exports with) of a three-modality config."""
+    config = config_lib.from_dict(
         {
             "tasks": {
                 "digits": {"modality": "image", "data": {"root": "d"}, "num_classes": 10},
@@ -68,6 +69,7 @@ def export_config() -> config_lib.Config:
             },
         }
     )
+    return config_lib.trainer_config(config)
 
 
 def jpeg_frames(rng, count: int, height: int = 20, width: int = 24) -> list[bytes]:
@@ -143,7 +145,7 @@ def inputs_by_task():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     config = export_config()
-    model = build_model(config)
+    model = build_model(config.model, config.tasks, config.inputs)
     export_dir = str(tmp_path_factory.mktemp("export") / "1")
     path = export_saved_model(
         model,
