@@ -197,7 +197,7 @@ def _checkpoint_dir_with(*overrides: str) -> str:
         "serving.model_name=other",
         "evaluation.max_regression=0.5",
         "kubeflow.image=registry.example/polyvit:2",
-        "kubeflow.trainer_cpu=8",
+        "kubeflow.trainer_memory=32Gi",
         "ingestion.jpeg_quality=50",
         "tasks.shade.eval.min_metric=0.9",
         "training.log_every=1",

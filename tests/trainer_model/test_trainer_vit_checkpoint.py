@@ -71,7 +71,9 @@ def loaded(tmp_path_factory):
     arrays = vit_arrays(2)
     path = write_npz(tmp_path_factory.mktemp("ckpt"), arrays)
     config = tiny_config()  # D=32, 2 layers, 2 heads, mlp 64, patch 4
-    model = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES, load_checkpoint=False)
+    model = build_model(
+        config.model, config.tasks, feature_shapes=FEATURE_SHAPES, load_checkpoint=False
+    )
     report = load_vit_npz(model, path)
     return model, arrays, report
 
@@ -126,7 +128,9 @@ def test_modality_layers_take_the_first_blocks_and_the_prefix_is_accepted(tmp_pa
     arrays = vit_arrays(2, seed=1, prefix="opt/target/")
     path = write_npz(tmp_path, arrays)
     config = tiny_config(modality_layers=1, num_layers=1)
-    model = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES, load_checkpoint=False)
+    model = build_model(
+        config.model, config.tasks, feature_shapes=FEATURE_SHAPES, load_checkpoint=False
+    )
     load_vit_npz(model, path)
     plain = {k.removeprefix("opt/target/"): v for k, v in arrays.items()}
     for modality_layers in model.modality_encoders.values():
