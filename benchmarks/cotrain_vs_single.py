@@ -67,10 +67,13 @@ def single_task_config(config: config_lib.Config, task: config_lib.Task) -> conf
 def train_and_score(config: config_lib.Config, records: str, model_dir: str) -> dict:
     began = time.perf_counter()
     result = train_loop.train(
-        config, model_dir, patterns(records, config, "train"), patterns(records, config, "eval")
+        config_lib.trainer_config(config),
+        model_dir,
+        patterns(records, config, "train"),
+        patterns(records, config, "eval"),
     )
-    params = sum(int(v.shape.num_elements()) for v in result["model"].trainable_variables)
-    return {"tasks": result["tasks"], "parameters": params, "seconds": time.perf_counter() - began}
+    params = sum(int(v.shape.num_elements()) for v in result.model.trainable_variables)
+    return {"tasks": result.metrics, "parameters": params, "seconds": time.perf_counter() - began}
 
 
 def table(config, single: dict, cotrained: dict) -> str:

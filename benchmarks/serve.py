@@ -30,13 +30,15 @@ from core import env, logs  # noqa: E402, F401  (env: before TensorFlow loads)
 
 
 def export_model(config, base: str, name: str) -> str:
+    from core import config as config_lib
     from serving import layout
     from trainer.export import export_saved_model
     from trainer.model import build_model
 
     vocabularies = {t.name: [f"{t.name}_{i}" for i in range(t.num_classes)] for t in config.tasks}
     path = layout.version_dir(base, name, 1)
-    export_saved_model(build_model(config), config, vocabularies, path)
+    model = build_model(config.model, config.tasks, config.inputs)
+    export_saved_model(model, config_lib.trainer_config(config), vocabularies, path)
     return path
 
 

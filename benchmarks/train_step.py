@@ -117,7 +117,7 @@ def interleaved(step, matmul, seconds: float, rounds: int = 4) -> dict[str, floa
 def benchmark(config, seconds: float, jit: bool) -> list[dict]:
     from transforms.input_pipeline import feature_shape
 
-    model = build_model(config, load_checkpoint=False)
+    model = build_model(config.model, config.tasks, config.inputs, load_checkpoint=False)
     matmul, matmul_flops = make_matmul()
     size = config.model.size()
     rows = []

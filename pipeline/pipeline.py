@@ -35,7 +35,7 @@ from components.media_example_gen.component import MediaExampleGen
 from components.model_report.component import ModelReport, report_config_json
 from components.serving_validator.component import ServingValidator
 from core import features
-from core.config import Config, to_custom_config
+from core.config import Config, to_custom_config, trainer_config
 from pipeline import accelerators
 
 
@@ -121,8 +121,10 @@ def model_stages(
     # Where the Trainer runs (kubeflow.trainer_accelerator) decides the strategy when the
     # config leaves it at `default`: a TPU slice gets TPUStrategy, several GPUs MirroredStrategy.
     strategy = accelerators.strategy_for(config.kubeflow, config.training)
-    trainer_config = dataclasses.replace(
-        config, training=dataclasses.replace(config.training, strategy=strategy)
+    # The Trainer receives its slice only, so serving, evaluation or kubeflow edits leave its
+    # execution properties (and its resume fingerprint) as they are.
+    trainer_slice = dataclasses.replace(
+        trainer_config(config), training=dataclasses.replace(config.training, strategy=strategy)
     )
     trainer = accelerators.trainer_component_class(config)(
         run_fn="trainer.run_fn.run_fn",
@@ -132,7 +134,7 @@ def model_stages(
         train_args=train_args or tfx.proto.TrainArgs(num_steps=config.training.steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         custom_config={
-            **to_custom_config(trainer_config),
+            **to_custom_config(trainer_slice),
             **accelerators.trainer_custom_config(config),
         },
     )

@@ -31,7 +31,7 @@ import functools
 import tensorflow as tf
 
 from core import features as keys
-from core.config import Config, Task
+from core.config import Task, TrainerConfig
 from trainer.export import average_clips, check_vocabularies, scores_from_logits
 from transforms import input_pipeline
 
@@ -58,7 +58,7 @@ def record_tasks(examples: tf.Tensor) -> tf.Tensor:
     return context[keys.TASK]
 
 
-def _check_known_tasks(tasks: tf.Tensor, config: Config) -> tf.Operation:
+def _check_known_tasks(tasks: tf.Tensor, config: TrainerConfig) -> tf.Operation:
     names = [t.name for t in config.tasks]
     known = tf.reduce_any(tf.equal(tasks[:, None], tf.constant(names)[None, :]), axis=1)
     unknown = tf.boolean_mask(tasks, tf.logical_not(known))
@@ -74,7 +74,7 @@ def _scatter(rows: tf.Tensor, values: tf.Tensor, total: tf.Tensor, width: int) -
     return tf.scatter_nd(rows[:, None], values, tf.stack([total, width]))
 
 
-def _by_task(examples: tf.Tensor, config: Config, per_task) -> tuple[dict, dict]:
+def _by_task(examples: tf.Tensor, config: TrainerConfig, per_task) -> tuple[dict, dict]:
     """({task: per_task(task, the task's records) scattered back to [N, C]},
     {task: int32 positions of the task's records}) for every task of the config."""
     tasks = record_tasks(examples)
@@ -97,12 +97,12 @@ def _by_task(examples: tf.Tensor, config: Config, per_task) -> tuple[dict, dict]
     return outputs, positions
 
 
-def _clips_for(task: Task, config: Config) -> int:
+def _clips_for(task: Task, config: TrainerConfig) -> int:
     return 1 if task.modality == "image" else config.inputs.eval_clips
 
 
 def task_scores(
-    model, task: Task, config: Config, examples: tf.Tensor, audio_mean, audio_std
+    model, task: Task, config: TrainerConfig, examples: tf.Tensor, audio_mean, audio_std
 ) -> tf.Tensor:
     """float32 [n, C]: scores of one task's records, averaged over the eval clips."""
     clips = _clips_for(task, config)
@@ -133,7 +133,7 @@ def task_labels(task: Task, examples: tf.Tensor) -> tf.Tensor:
 
 def extra_signatures(
     model,
-    config: Config,
+    config: TrainerConfig,
     vocabularies: dict[str, list[str]],
     audio_mean: float = 0.0,
     audio_std: float = 1.0,

@@ -3,7 +3,7 @@
 For each task T of the config:
   T           predict   examples: string [None] serialized DMVR SequenceExamples
   T_raw       predict   image uint8 [None,None,None,3] | video uint8 [None,None,None,None,3]
-                        | waveform float32 [None,None] (mono, ingestion.sample_rate)
+                        | waveform float32 [None,None] (mono, the ingestion's sample_rate)
   T_classify  classify  inputs: string [None] serialized tf.Examples with the same DMVR keys
                         flattened (image/encoded bytes_list, WAVEFORM/feature/floats float_list)
   serving_default = the T signature of the first task.
@@ -25,7 +25,7 @@ import os
 import tensorflow as tf
 
 from core import features as keys
-from core.config import Config, Task
+from core.config import Task, TrainerConfig
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -36,7 +36,7 @@ RAW_INPUTS = {
 }
 
 
-def signature_names(config: Config) -> list[str]:
+def signature_names(config: TrainerConfig) -> list[str]:
     """Every signature the export writes, in a stable order."""
     names = []
     for task in config.tasks:
@@ -118,7 +118,7 @@ def _model_logits(model, features: dict, task: str) -> tf.Tensor:
 class _ServingModule(tf.Module):
     """Holds the model (so its variables are saved) and builds the per-task signatures."""
 
-    def __init__(self, model, config: Config, vocabularies, audio_mean, audio_std):
+    def __init__(self, model, config: TrainerConfig, vocabularies, audio_mean, audio_std):
         super().__init__(name="polyvit_serving")
         # Only the variables are tracked: tracking the Keras model itself would make
         # tf.saved_model.save trace its `call` without a task, which has no meaning.
@@ -158,7 +158,7 @@ class _ServingModule(tf.Module):
     def _from_raw(self, task: Task, tensor: tf.Tensor) -> dict:
         from transforms import input_pipeline
 
-        sample_rate = self._config.ingestion.sample_rate if task.modality == "audio" else None
+        sample_rate = self._config.sample_rate if task.modality == "audio" else None
         features = input_pipeline.preprocess_raw(
             tensor,
             task,
@@ -201,7 +201,7 @@ class _ServingModule(tf.Module):
         }
 
 
-def check_vocabularies(config: Config, vocabularies: dict[str, list[str]]) -> None:
+def check_vocabularies(config: TrainerConfig, vocabularies: dict[str, list[str]]) -> None:
     for task in config.tasks:
         labels = vocabularies.get(task.name)
         if labels is None:
@@ -234,7 +234,7 @@ def _set_method_names(export_dir: str, methods: dict[str, str]) -> None:
 
 def export_saved_model(
     model,
-    config: Config,
+    config: TrainerConfig,
     vocabularies: dict[str, list[str]],
     export_dir: str,
     *,

@@ -3,26 +3,28 @@
     features[modality] --tokenizer[modality]--> tokens --modality layers (optional)-->
         --shared encoder--> class token --head[task]--> float32 logits [B, num_classes]
 
-Everything is sized from the config: `config.model.size()` for widths and depths,
-`config.tasks` for the heads (and which modalities exist), `config.inputs` (through the input
-pipeline's feature shapes) for the token grids. Parameters are shared except tokenizers (and the
+Built from its own sections only (as big_vision's `Model(**config.model)`): the model section
+(`Model.size()` for widths and depths, `init_checkpoint`), the tasks for the heads (and which
+modalities exist), and the example shape per modality for the token grids (by default the input
+pipeline's shapes for the inputs section). Parameters are shared except tokenizers (and the
 optional modality layers) and heads; `parameter_groups` shows that split.
 
 Typical use (inside `strategy.scope()` when training under a distribution strategy):
 
-    model = build_model(config)        # every variable created, ViT checkpoint loaded if set
+    model = build_model(config.model, config.tasks, config.inputs)  # all variables, checkpoint
     logits = model(features, task="digits", training=True)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from core.config import Config
+from core.config import Inputs, Model, ModelSize, Task
 from trainer.encoder import Encoder
 from trainer.heads import TaskHead
 from trainer.tokenizers import make_tokenizer
@@ -36,17 +38,19 @@ def _layer_name(name: str) -> str:
 
 
 class PolyViT(keras.Model):
-    """The co-trained multimodal ViT. `call(features, task)` returns float32 logits [B, C]."""
+    """The co-trained multimodal ViT. `call(features, task)` returns float32 logits [B, C].
 
-    def __init__(self, config: Config, **kwargs):
+    `size` sets widths and depths; `tasks` the heads (name, modality, num_classes).
+    """
+
+    def __init__(self, size: ModelSize, tasks: Sequence[Task], **kwargs):
         super().__init__(name="polyvit", **kwargs)
-        self.config = config
-        size = config.model.size()
         self.size = size
-        self.task_names = [t.name for t in config.tasks]
-        self.task_modality = {t.name: t.modality for t in config.tasks}
+        self.tasks = tuple(tasks)
+        self.task_names = [t.name for t in tasks]
+        self.task_modality = {t.name: t.modality for t in tasks}
         # First-seen order, so variable creation (and checkpoints) follow the config's order.
-        self.modalities = list(dict.fromkeys(t.modality for t in config.tasks))
+        self.modalities = list(dict.fromkeys(t.modality for t in tasks))
         self.tokenizers = {
             m: make_tokenizer(m, size, name=f"tokenizer_{m}") for m in self.modalities
         }
@@ -60,7 +64,7 @@ class PolyViT(keras.Model):
             t.name: TaskHead(
                 t.num_classes, size.zero_init_heads, name=f"head_{_layer_name(t.name)}"
             )
-            for t in config.tasks
+            for t in tasks
         }
 
     def modality_of(self, task: str) -> str:
@@ -84,45 +88,54 @@ class PolyViT(keras.Model):
         return self.heads[task](self.encode(features, modality, training=training))
 
 
-def default_feature_shapes(config: Config) -> dict[str, tuple[int, ...]]:
+def input_feature_shapes(tasks: Sequence[Task], inputs: Inputs) -> dict[str, tuple[int, ...]]:
     """Per-modality example shape, from the input pipeline (the one source of these shapes)."""
     from transforms import input_pipeline
 
     shapes = {}
-    for task in config.tasks:
-        shapes.setdefault(task.modality, tuple(input_pipeline.feature_shape(task, config.inputs)))
+    for task in tasks:
+        shapes.setdefault(task.modality, tuple(input_pipeline.feature_shape(task, inputs)))
     return shapes
 
 
-def build_all(model: PolyViT, feature_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+def build_all(model: PolyViT, feature_shapes: Mapping[str, Sequence[int]]) -> None:
     """Creates every variable: one forward pass per task on zeros (so heads exist too).
 
-    `feature_shapes` maps modality -> example shape; by default the input pipeline's.
+    `feature_shapes` maps modality -> example shape (see `input_feature_shapes`).
     """
-    shapes = feature_shapes or default_feature_shapes(model.config)
     for task in model.task_names:
         modality = model.modality_of(task)
-        if modality not in shapes:
+        if modality not in feature_shapes:
             raise ValueError(f"build_all: no feature shape for {modality!r} (task {task!r})")
-        zeros = tf.zeros((1, *shapes[modality]), tf.float32)
+        zeros = tf.zeros((1, *feature_shapes[modality]), tf.float32)
         model({modality: zeros}, task=task, training=False)
 
 
 def build_model(
-    config: Config,
+    model: Model,
+    tasks: Sequence[Task],
+    inputs: Inputs | None = None,
     *,
-    feature_shapes: dict[str, tuple[int, ...]] | None = None,
+    feature_shapes: Mapping[str, Sequence[int]] | None = None,
     load_checkpoint: bool = True,
 ) -> PolyViT:
-    """PolyViT for `config`, all variables created; initialised from
-    `config.model.init_checkpoint` (a big_vision/scenic ViT .npz) when that is set."""
-    model = PolyViT(config)
-    build_all(model, feature_shapes)
-    if load_checkpoint and config.model.init_checkpoint:
+    """PolyViT of the model section for `tasks`, all variables created; initialised from
+    `model.init_checkpoint` (a big_vision/scenic ViT .npz) when that is set.
+
+    The token grids follow `feature_shapes` (modality -> example shape) when given, else the
+    input pipeline's shapes for the `inputs` section.
+    """
+    if feature_shapes is None:
+        if inputs is None:
+            raise ValueError("build_model: give the inputs section or the feature shapes")
+        feature_shapes = input_feature_shapes(tasks, inputs)
+    polyvit = PolyViT(model.size(), tasks)
+    build_all(polyvit, feature_shapes)
+    if load_checkpoint and model.init_checkpoint:
         from trainer.vit_checkpoint import load_vit_npz
 
-        load_vit_npz(model, config.model.init_checkpoint, config)
-    return model
+        load_vit_npz(polyvit, model.init_checkpoint)
+    return polyvit
 
 
 def parameter_groups(model: PolyViT) -> dict[str, list[tf.Variable]]:

@@ -1,11 +1,12 @@
 """`run_fn` for the TFX Trainer (generic executor): co-train, evaluate, export.
 
     Trainer(run_fn="trainer.run_fn.run_fn", examples=..., [transform_graph=...],
-            custom_config={"config": core.config.to_dict(config)},
+            custom_config=core.config.to_custom_config(core.config.trainer_config(config)),
             train_args=..., eval_args=...)
 
 Reads from `fn_args`:
-  custom_config["config"]  the whole typed config (core/config.py), as plain data or JSON
+  custom_config["config"]  the Trainer's slice of the config (core.config.TrainerConfig: tasks,
+                           model, inputs, training, sample_rate), as plain data or JSON
   train_files/eval_files   TFX's `<examples_uri>/Split-<split>/*`; each task's records are
                            `Split-<split>/<task>-*.gz` (core.features.task_file_pattern)
   train_steps              when set (train_args.num_steps), replaces training.steps
@@ -45,7 +46,7 @@ def split_of(file_pattern: str) -> tuple[str, str]:
     return os.path.dirname(split_dir), match.group(1)
 
 
-def task_patterns(files: list[str], config: config_lib.Config, what: str) -> dict[str, str]:
+def task_patterns(files: list[str], config: config_lib.TrainerConfig, what: str) -> dict[str, str]:
     """{task: records pattern} from the Trainer's file list (one split of one Examples)."""
     if not files or len(files) != 1:
         raise ValueError(
@@ -66,7 +67,7 @@ def task_patterns(files: list[str], config: config_lib.Config, what: str) -> dic
 
 
 def read_vocabularies(
-    examples_uri: str, config: config_lib.Config, transform_vocabularies: dict[str, str]
+    examples_uri: str, config: config_lib.TrainerConfig, transform_vocabularies: dict[str, str]
 ) -> dict[str, list[str]]:
     """{task: labels in index order}: the Examples' label files, else the TransformGraph's."""
     vocabularies = {}
@@ -87,18 +88,69 @@ def read_vocabularies(
     return vocabularies
 
 
-def checkpoint_dir(config: config_lib.Config, model_run_dir: str, examples_uri: str, steps) -> str:
+# Training fields that do not change the trained weights: how often the run reports and saves,
+# where and how many checkpoints it keeps, how the final evaluation samples, and on which
+# devices the same arithmetic runs. `steps` is left out because the step count the run
+# actually trains for (train_args may replace it) is part of the fingerprint itself.
+NOT_FINGERPRINTED_TRAINING = (
+    "steps",
+    "log_every",
+    "checkpoint_every",
+    "checkpoints_to_keep",
+    "checkpoint_root",
+    "eval_steps",
+    "eval_batch_size",
+    "strategy",
+    "tpu_address",
+)
+
+
+def resume_fingerprint(config: config_lib.TrainerConfig, examples_uri: str, steps: int) -> str:
+    """16 hex digits naming what decides the trained weights, so that only a run that would
+    train the same weights resumes from another run's checkpoints.
+
+    Covered: the training data's URI, the step count, the tasks, the model and inputs sections
+    and the training fields that shape the optimisation (schedule, optimizer, learning rate,
+    warm-up, decay, clipping, precision, seed...). Excluded, as they leave the weights alone:
+    - each task's `eval` thresholds (they gate blessing after training);
+    - the training fields of NOT_FINGERPRINTED_TRAINING (logging, checkpointing, final
+      evaluation, strategy and TPU address);
+    - pipeline_name (it names the folder instead) and sample_rate (export only);
+    - everything outside the Trainer's slice (serving, evaluation, kubeflow, ingestion), which
+      run_fn never receives.
+    """
+    tasks = [
+        {k: v for k, v in dataclasses.asdict(task).items() if k != "eval"} for task in config.tasks
+    ]
+    training = {
+        k: v
+        for k, v in dataclasses.asdict(config.training).items()
+        if k not in NOT_FINGERPRINTED_TRAINING
+    }
+    identity = {
+        "examples": examples_uri,
+        "steps": int(steps),
+        "tasks": tasks,
+        "model": dataclasses.asdict(config.model),
+        "inputs": dataclasses.asdict(config.inputs),
+        "training": training,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def checkpoint_dir(
+    config: config_lib.TrainerConfig, model_run_dir: str, examples_uri: str, steps: int
+) -> str:
     """Where the Trainer's checkpoints live, so that a restarted Trainer resumes.
 
     Without training.checkpoint_root: `<model_run_dir>/checkpoints` (TFX gives a retried
     execution the same model_run_dir, a new execution a new one). With it:
-    `<checkpoint_root>/<fingerprint>` of the training data's URI, the config and the step count,
-    so a new execution on the same data and config resumes as well, and new data starts afresh.
+    `<checkpoint_root>/<pipeline_name>-<resume_fingerprint>`, so a new execution on the same
+    data and weight-deciding settings resumes as well, and new data starts afresh.
     """
     if not config.training.checkpoint_root:
         return os.path.join(model_run_dir, train_loop.CHECKPOINT_DIR)
-    identity = {"examples": examples_uri, "steps": steps, "config": config_lib.to_dict(config)}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    digest = resume_fingerprint(config, examples_uri, steps)
     return os.path.join(config.training.checkpoint_root, f"{config.pipeline_name}-{digest}")
 
 
@@ -113,7 +165,9 @@ def transform_statistics(transform_output: str | None) -> dict:
 
 def run_fn(fn_args) -> None:
     """The TFX Trainer's entry point (see the module docstring)."""
-    config = config_lib.from_custom_config(fn_args.custom_config, config_lib.Config, "run_fn")
+    config = config_lib.from_custom_config(
+        fn_args.custom_config, config_lib.TrainerConfig, "run_fn"
+    )
     # training.strategy arrives resolved: create_pipeline picks it from where the Trainer runs.
     training = dataclasses.replace(
         config.training, eval_steps=int(fn_args.eval_steps or config.training.eval_steps)
@@ -141,11 +195,11 @@ def run_fn(fn_args) -> None:
     from trainer.export import export_saved_model
 
     export_dir = fn_args.serving_model_dir
-    if not result["is_chief"]:
+    if not result.is_chief:
         # Every worker saves (variables may be read collectively); only the chief's copy stays.
         export_dir = os.path.join(fn_args.model_run_dir, "tmp_export", str(os.getpid()))
     export_saved_model(
-        result["model"],
+        result.model,
         config,
         vocabularies,
         export_dir,
@@ -154,14 +208,14 @@ def run_fn(fn_args) -> None:
         # TFMA's signatures (per-task scores and labels for mixed-task batches) live in the
         # same SavedModel, over the same variables.
         extra_signatures=eval_signatures.extra_signatures(
-            result["model"], config, vocabularies, stats["audio_mean"], stats["audio_std"]
+            result.model, config, vocabularies, stats["audio_mean"], stats["audio_std"]
         ),
     )
     if export_dir != fn_args.serving_model_dir:
         tf.io.gfile.rmtree(export_dir)
     log.info(
         "Exported the model trained for %d steps to %s; eval metrics in %s",
-        result["step"],
+        result.step,
         fn_args.serving_model_dir,
         os.path.join(fn_args.model_run_dir, train_loop.METRICS_FILE),
     )

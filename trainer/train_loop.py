@@ -1,18 +1,22 @@
 """The co-training loop: one PolyViT, all tasks, any tf.distribute strategy. Read top to bottom.
 
-    train(config, model_dir, train_patterns, eval_patterns) -> result dict
+    train(config, model_dir, train_patterns, eval_patterns) -> TrainResult
 
-1. Strategy, precision policy and seed from `config.training`.
-2. Model, optimizer and step counter under the strategy's scope; restored from the latest
-   checkpoint in `<model_dir>/checkpoints` (or `checkpoint_dir`) if any: a restarted run resumes.
-3. One distributed dataset per task (`distribute_datasets_from_function`; the GLOBAL batch is the
-   task's batch_size, split over the replicas).
-4. One traced train step per task (`strategy.run` inside a tf.function); in `accumulate` mode a
-   single step that visits every task. The task of each step is chosen in Python from the pure
-   schedule (schedules.py), so a resumed run continues the same sequence.
-5. Every `log_every` steps: TensorBoard scalars per task in `<model_dir>/train` and a progress
-   line with steps/s and ETA. Every `checkpoint_every` steps (and at the end): a checkpoint.
-6. Per-task evaluation (top-1, or mAP for multi-label tasks) written to
+`config` is the Trainer's slice (core.config.TrainerConfig: tasks, model, inputs, training).
+The sections below follow the run:
+
+1. Restore: strategy, precision policy and seed from `config.training`; model, optimizer and
+   step counter under the strategy's scope; restored from the latest checkpoint in
+   `<model_dir>/checkpoints` (or `checkpoint_dir`) if any: a restarted run resumes.
+2. Inputs: one distributed dataset per task (`distribute_datasets_from_function`; the GLOBAL
+   batch is the task's batch_size, split over the replicas).
+3. Steps: one traced train step per task (`strategy.run` inside a tf.function); in `accumulate`
+   mode a single step that visits every task. The task of each step is chosen in Python from
+   the pure schedule (schedules.py), so a resumed run continues the same sequence.
+4. Loop: every `log_every` steps TensorBoard scalars per task in `<model_dir>/train` and a
+   progress line with steps/s and ETA; every `checkpoint_every` steps (and at the end) a
+   checkpoint.
+5. Final evaluation: per task (top-1, or mAP for multi-label tasks), written to
    `<model_dir>/eval_metrics.json` and to TensorBoard under `<model_dir>/eval`.
 
 Data position on resume: tf.distribute's distributed iterators cannot be checkpointed (TF 2.16),
@@ -28,18 +32,19 @@ trainer, so momentum and decay keep acting on them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from core.config import Config, ConfigError, Task
+from core.config import ConfigError, Task, TrainerConfig, Training
 from trainer import losses, metrics, optimizers, schedules, strategies
 
 METRICS_FILE = "eval_metrics.json"
@@ -48,8 +53,43 @@ CHECKPOINT_DIR = "checkpoints"
 log = logging.getLogger("polyvit.trainer")
 
 
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns: the trained model, and the run's summary (`to_json`)."""
+
+    model: keras.Model
+    step: int
+    start_step: int
+    total_steps: int
+    schedule: str
+    strategy: str
+    num_replicas: int
+    is_chief: bool
+    steps_per_task: dict[str, int]
+    # One row per task per log window: step, task, mean loss and metric, steps in the window.
+    history: list[dict]
+    # Final evaluation per task (metric, value, loss, num_examples, num_clips, label_type);
+    # empty without eval patterns.
+    metrics: dict[str, dict]
+
+    def to_json(self) -> dict:
+        """The run as JSON-able data: the metrics file (METRICS_FILE), `tasks` the evaluation."""
+        return {
+            "step": self.step,
+            "start_step": self.start_step,
+            "total_steps": self.total_steps,
+            "schedule": self.schedule,
+            "strategy": self.strategy,
+            "num_replicas": self.num_replicas,
+            "is_chief": self.is_chief,
+            "steps_per_task": self.steps_per_task,
+            "history": self.history,
+            "tasks": self.metrics,
+        }
+
+
 def train(
-    config: Config,
+    config: TrainerConfig,
     model_dir: str,
     train_patterns: Mapping[str, str],
     eval_patterns: Mapping[str, str] | None = None,
@@ -61,8 +101,8 @@ def train(
     audio_mean: float = 0.0,
     audio_std: float = 1.0,
     checkpoint_dir: str | None = None,
-) -> dict:
-    """Co-trains the model of `config` on every task; returns the result (also the metrics file).
+) -> TrainResult:
+    """Co-trains the model of `config` on every task; the result's summary is the metrics file.
 
     `train_patterns`/`eval_patterns` map task name -> TFRecord file pattern. `total_steps`
     overrides `training.steps` (the TFX Trainer's train_args). `build_model_fn(config)` and
@@ -77,26 +117,95 @@ def train(
     _check_patterns(config, train_patterns, "train")
     if eval_patterns is not None:
         _check_patterns(config, eval_patterns, "eval")
-    build_model_fn = build_model_fn or _default_build_model
     make_dataset_fn = functools.partial(
         make_dataset_fn or _default_make_dataset, audio_mean=audio_mean, audio_std=audio_std
     )
-    tasks = {t.name: t for t in config.tasks}
 
-    # 1. Strategy, precision, seed.
     strategy = strategy or strategies.resolve_strategy(training)
+    _check_batches_split(config.tasks, strategy, training)
+    keras.utils.set_random_seed(training.seed)
+    schedule = schedules.TaskSchedule(config.tasks, training, total_steps)
+    state = restore(
+        config,
+        strategy,
+        schedule,
+        total_steps,
+        build_model_fn or _default_build_model,
+        _worker_checkpoint_dir(checkpoint_dir or os.path.join(model_dir, CHECKPOINT_DIR), strategy),
+    )
+    _log_start(state, config, schedule, strategy, total_steps)
+
+    iterators = task_iterators(config, strategy, train_patterns, make_dataset_fn, state.start_step)
+    step_fns = step_functions(config, strategy, state, iterators)
     chief = strategies.is_chief(strategy)
+    history = run_loop(config, state, schedule, step_fns, total_steps, model_dir, chief)
+
+    step = int(state.step.numpy())
+    evaluation = {}
+    if eval_patterns is not None:
+        evaluation = final_evaluation(
+            state.model, config, eval_patterns, strategy, make_dataset_fn, model_dir, chief, step
+        )
+    result = TrainResult(
+        model=state.model,
+        step=step,
+        start_step=state.start_step,
+        total_steps=total_steps,
+        schedule=training.schedule,
+        strategy=training.strategy,
+        num_replicas=strategy.num_replicas_in_sync,
+        is_chief=chief,
+        steps_per_task=schedule.steps_per_task(),
+        history=history,
+        metrics=evaluation,
+    )
+    if chief:
+        write_metrics(os.path.join(model_dir, METRICS_FILE), result.to_json())
+    else:
+        tf.io.gfile.rmtree(state.checkpoint_dir)
+    return result
+
+
+def _check_batches_split(tasks: Sequence[Task], strategy, training: Training) -> None:
+    """Every task's global batch splits evenly over the replicas."""
     replicas = strategy.num_replicas_in_sync
-    for task in config.tasks:
+    for task in tasks:
         if task.batch_size % replicas:
             raise ConfigError(
                 f"tasks.{task.name}.batch_size: {task.batch_size} is not divisible by the "
                 f"{replicas} replicas of the {training.strategy} strategy"
             )
-    keras.utils.set_random_seed(training.seed)
-    schedule = schedules.TaskSchedule(config.tasks, training, total_steps)
 
-    # 2. Model, optimizer, step; restore the latest checkpoint if any.
+
+# ----------------------------------------------------------------------------------------------
+# 1. Restore: model, optimizer, step counter and checkpoint manager; the latest checkpoint.
+
+
+@dataclasses.dataclass
+class TrainState:
+    """The trained objects and their checkpoint. `start_step`: where this run (re)started."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    variables: list[tf.Variable]
+    step: tf.Variable
+    manager: tf.train.CheckpointManager
+    checkpoint_dir: str
+    start_step: int
+    precision: str
+
+
+def restore(
+    config: TrainerConfig,
+    strategy: tf.distribute.Strategy,
+    schedule: schedules.TaskSchedule,
+    total_steps: int,
+    build_model_fn: Callable,
+    checkpoint_dir: str,
+) -> TrainState:
+    """Builds model, optimizer and step under the strategy's scope; restores the latest
+    checkpoint in `checkpoint_dir`, if there is one."""
+    training = config.training
     with strategy.scope(), optimizers.precision_policy(training) as policy:
         model = build_model_fn(config)
         lr_schedule = schedules.WarmupCosine(
@@ -109,31 +218,52 @@ def train(
         optimizer = optimizers.build_optimizer(training, lr_schedule, variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    checkpoint_dir = _worker_checkpoint_dir(
-        checkpoint_dir or os.path.join(model_dir, CHECKPOINT_DIR), strategy
-    )
     manager = tf.train.CheckpointManager(
         checkpoint, checkpoint_dir, max_to_keep=training.checkpoints_to_keep
     )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    start_step = int(step.numpy())
+    return TrainState(
+        model=model,
+        optimizer=optimizer,
+        variables=variables,
+        step=step,
+        manager=manager,
+        checkpoint_dir=checkpoint_dir,
+        start_step=int(step.numpy()),
+        precision=str(policy),
+    )
+
+
+def _log_start(state: TrainState, config, schedule, strategy, total_steps: int) -> None:
     log.info(
         "%s at step %d of %d: %d tasks (%s schedule, steps per task %s), strategy %s with %d "
         "replica(s), %s, %d parameters",
-        "Resuming from a checkpoint" if start_step else "Training from scratch",
-        start_step,
+        "Resuming from a checkpoint" if state.start_step else "Training from scratch",
+        state.start_step,
         total_steps,
-        len(tasks),
-        training.schedule,
+        len(config.tasks),
+        config.training.schedule,
         schedule.steps_per_task(),
         type(strategy).__name__,
-        replicas,
-        policy,
-        sum(int(np.prod(v.shape)) for v in variables),
+        strategy.num_replicas_in_sync,
+        state.precision,
+        sum(int(np.prod(v.shape)) for v in state.variables),
     )
 
-    # 3. One distributed dataset per task, reseeded by the resume step (see the module doc).
+
+# ----------------------------------------------------------------------------------------------
+# 2. Inputs: one distributed dataset per task, reseeded by the resume step (see the module doc).
+
+
+def task_iterators(
+    config: TrainerConfig,
+    strategy: tf.distribute.Strategy,
+    train_patterns: Mapping[str, str],
+    make_dataset_fn: Callable,
+    start_step: int,
+) -> dict[str, object]:
+    """{task: iterator over its distributed training batches}."""
     iterators = {}
     for index, task in enumerate(config.tasks):
         input_fn = functools.partial(
@@ -142,84 +272,134 @@ def train(
             train_patterns[task.name],
             task,
             config,
-            seed=_data_seed(training.seed, index, start_step),
+            seed=_data_seed(config.training.seed, index, start_step),
         )
         iterators[task.name] = iter(strategy.distribute_datasets_from_function(input_fn))
+    return iterators
 
-    # 4. Traced steps. Each returns {task: {"loss": global mean, "metric": top-1 or batch mAP}}.
-    loss_scaling = optimizers.uses_loss_scaling(optimizer)
 
-    def apply_gradients(grads):
-        """Replica context: sum over replicas, unscale, clip by global norm, apply once."""
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        if loss_scaling:
-            grads = optimizer.get_unscaled_gradients(grads)
-        if training.grad_clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, training.grad_clip_norm)
-        pairs = zip(grads, variables, strict=True)
-        optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+# ----------------------------------------------------------------------------------------------
+# 3. Steps. Each returns {task: {"loss": global mean, "metric": top-1 or batch mAP}}.
 
-    def task_gradients(task, features, labels):
+
+@dataclasses.dataclass
+class _Update:
+    """One replica's part of an update: gradients of its loss share, and applying their sum."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    variables: list[tf.Variable]
+    grad_clip_norm: float
+
+    def gradients(self, task: Task, features, labels) -> tuple[dict, list[tf.Tensor]]:
         """Replica context: (summaries, gradient of the replica's weighted loss share)."""
+        loss_scaling = optimizers.uses_loss_scaling(self.optimizer)
         with tf.GradientTape() as tape:
-            logits = model(features, task=task.name, training=True)
+            logits = self.model(features, task=task.name, training=True)
             loss = losses.replica_loss(task, labels, logits, task.batch_size)
-            scaled = optimizer.get_scaled_loss(loss) if loss_scaling else loss
-        grads = tape.gradient(scaled, variables)
-        pairs = zip(grads, variables, strict=True)
+            scaled = self.optimizer.get_scaled_loss(loss) if loss_scaling else loss
+        grads = tape.gradient(scaled, self.variables)
+        pairs = zip(grads, self.variables, strict=True)
         grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
         return {"loss": loss, "metric": _replica_metric(task, labels, logits)}, grads
 
-    def single_task_step(task, features, labels):
-        summary, grads = task_gradients(task, features, labels)
-        apply_gradients(grads)
-        return {task.name: summary}
+    def apply(self, grads: list[tf.Tensor]) -> None:
+        """Replica context: sum over replicas, unscale, clip by global norm, apply once."""
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if optimizers.uses_loss_scaling(self.optimizer):
+            grads = self.optimizer.get_unscaled_gradients(grads)
+        if self.grad_clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, self.grad_clip_norm)
+        pairs = zip(grads, self.variables, strict=True)
+        self.optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
 
-    def accumulated_step(batches):
-        summaries, total = {}, None
-        for name, (features, labels) in batches.items():
-            summary, grads = task_gradients(tasks[name], features, labels)
-            # One update mixes every task: the task's lr_multiplier scales its gradient.
-            grads = [g * tasks[name].lr_multiplier for g in grads]
-            total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
-            summaries[name] = summary
-        apply_gradients(total)
-        return summaries
 
-    def reduce_sum(per_replica):
-        return tf.nest.map_structure(
-            lambda v: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), per_replica
-        )
+def _single_task_update(update: _Update, task: Task, features, labels) -> dict:
+    summary, grads = update.gradients(task, features, labels)
+    update.apply(grads)
+    return {task.name: summary}
 
-    def make_task_step(task):
-        @tf.function(autograph=False)  # no tensor-dependent Python control flow
-        def train_step():
-            features, labels = next(iterators[task.name])
-            replica_fn = functools.partial(single_task_step, task)
-            return reduce_sum(strategy.run(replica_fn, args=(features, labels)))
 
-        return train_step
+def _accumulated_update(update: _Update, tasks: Mapping[str, Task], batches: dict) -> dict:
+    summaries, total = {}, None
+    for name, (features, labels) in batches.items():
+        summary, grads = update.gradients(tasks[name], features, labels)
+        # One update mixes every task: the task's lr_multiplier scales its gradient.
+        grads = [g * tasks[name].lr_multiplier for g in grads]
+        total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
+        summaries[name] = summary
+    update.apply(total)
+    return summaries
 
-    if training.schedule == "accumulate":
 
-        @tf.function(autograph=False)  # no tensor-dependent Python control flow
-        def accumulate_step():
-            batches = {name: next(iterator) for name, iterator in iterators.items()}
-            return reduce_sum(strategy.run(accumulated_step, args=(batches,)))
+def _reduce_sum(strategy: tf.distribute.Strategy, per_replica):
+    return tf.nest.map_structure(
+        lambda v: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), per_replica
+    )
 
-        step_fns = {tuple(tasks): accumulate_step}
-    else:
-        step_fns = {(name,): make_task_step(task) for name, task in tasks.items()}
 
-    # 5. The loop.
+def single_task_step(strategy, update: _Update, task: Task, iterator) -> Callable[[], dict]:
+    """The traced step that trains `task` on its next batch."""
+
+    @tf.function(autograph=False)  # no tensor-dependent Python control flow
+    def train_step():
+        features, labels = next(iterator)
+        replica_fn = functools.partial(_single_task_update, update, task)
+        return _reduce_sum(strategy, strategy.run(replica_fn, args=(features, labels)))
+
+    return train_step
+
+
+def accumulate_step(strategy, update: _Update, tasks: Mapping[str, Task], iterators: dict):
+    """The traced step that sums every task's gradient on its next batch into one update."""
+
+    @tf.function(autograph=False)  # no tensor-dependent Python control flow
+    def train_step():
+        batches = {name: next(iterator) for name, iterator in iterators.items()}
+        replica_fn = functools.partial(_accumulated_update, update, tasks)
+        return _reduce_sum(strategy, strategy.run(replica_fn, args=(batches,)))
+
+    return train_step
+
+
+def step_functions(
+    config: TrainerConfig, strategy, state: TrainState, iterators: dict
+) -> dict[tuple[str, ...], Callable[[], dict]]:
+    """{the tasks a schedule entry trains: its traced step} (schedules.TaskSchedule.tasks_at)."""
+    update = _Update(state.model, state.optimizer, state.variables, config.training.grad_clip_norm)
+    tasks = {t.name: t for t in config.tasks}
+    if config.training.schedule == "accumulate":
+        return {tuple(tasks): accumulate_step(strategy, update, tasks, iterators)}
+    return {
+        (name,): single_task_step(strategy, update, task, iterators[name])
+        for name, task in tasks.items()
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. The loop: steps, progress lines and summaries every log_every, checkpoints.
+
+
+def run_loop(
+    config: TrainerConfig,
+    state: TrainState,
+    schedule: schedules.TaskSchedule,
+    step_fns: Mapping[tuple[str, ...], Callable[[], dict]],
+    total_steps: int,
+    model_dir: str,
+    chief: bool,
+) -> list[dict]:
+    """Trains from `state.start_step` to `total_steps`; returns the log windows' rows."""
+    training = config.training
+    tasks = {t.name: t for t in config.tasks}
     writer = _summary_writer(model_dir, "train", chief)
     history: list[dict] = []
     pending: dict[str, list[dict]] = {name: [] for name in tasks}
-    window_start, window_time = start_step, time.perf_counter()
-    for i in range(start_step, total_steps):
+    window_start, window_time = state.start_step, time.perf_counter()
+    for i in range(state.start_step, total_steps):
         for name, summary in step_fns[schedule.tasks_at(i)]().items():
             pending[name].append(summary)
-        step.assign(i + 1)
+        state.step.assign(i + 1)
         done = i + 1
         if done % training.log_every == 0 or done == total_steps:
             now = time.perf_counter()
@@ -234,56 +414,51 @@ def train(
             pending = {name: [] for name in tasks}
             window_start, window_time = done, now
         if done % training.checkpoint_every == 0 or done == total_steps:
-            manager.save(checkpoint_number=done)
-
-    # 6. Evaluation.
-    results = {
-        "step": int(step.numpy()),
-        "start_step": start_step,
-        "total_steps": total_steps,
-        "schedule": training.schedule,
-        "strategy": training.strategy,
-        "num_replicas": replicas,
-        "is_chief": chief,
-        "steps_per_task": schedule.steps_per_task(),
-        "history": history,
-        "tasks": {},
-    }
-    if eval_patterns is not None:
-        eval_writer = _summary_writer(model_dir, "eval", chief)
-        for task in config.tasks:
-            outcome = evaluate_task(
-                model, task, config, eval_patterns[task.name], strategy, make_dataset_fn
-            )
-            results["tasks"][task.name] = outcome
-            log.info(
-                "eval %s: %s %.4f, loss %.4f on %d examples",
-                task.name,
-                outcome["metric"],
-                outcome["value"],
-                outcome["loss"],
-                outcome["num_examples"],
-            )
-            with eval_writer.as_default(step=results["step"]):
-                tf.summary.scalar(f"{task.name}/{outcome['metric']}", outcome["value"])
-                tf.summary.scalar(f"{task.name}/loss", outcome["loss"])
-        eval_writer.flush()
-    if chief:
-        write_metrics(os.path.join(model_dir, METRICS_FILE), results)
-    else:
-        tf.io.gfile.rmtree(checkpoint_dir)
-    results["model"] = model
-    return results
+            state.manager.save(checkpoint_number=done)
+    return history
 
 
 # ----------------------------------------------------------------------------------------------
-# Evaluation
+# 5. Final evaluation
+
+
+def final_evaluation(
+    model,
+    config: TrainerConfig,
+    eval_patterns: Mapping[str, str],
+    strategy: tf.distribute.Strategy,
+    make_dataset_fn: Callable,
+    model_dir: str,
+    chief: bool,
+    step: int,
+) -> dict[str, dict]:
+    """{task: evaluate_task's outcome}, logged and written to TensorBoard under `eval`."""
+    outcomes = {}
+    eval_writer = _summary_writer(model_dir, "eval", chief)
+    for task in config.tasks:
+        outcome = evaluate_task(
+            model, task, config, eval_patterns[task.name], strategy, make_dataset_fn
+        )
+        outcomes[task.name] = outcome
+        log.info(
+            "eval %s: %s %.4f, loss %.4f on %d examples",
+            task.name,
+            outcome["metric"],
+            outcome["value"],
+            outcome["loss"],
+            outcome["num_examples"],
+        )
+        with eval_writer.as_default(step=step):
+            tf.summary.scalar(f"{task.name}/{outcome['metric']}", outcome["value"])
+            tf.summary.scalar(f"{task.name}/loss", outcome["loss"])
+    eval_writer.flush()
+    return outcomes
 
 
 def evaluate_task(
     model,
     task: Task,
-    config: Config,
+    config: TrainerConfig,
     file_pattern: str,
     strategy: tf.distribute.Strategy,
     make_dataset_fn: Callable,
@@ -374,22 +549,22 @@ def _probabilities(logits: np.ndarray, label_type: str) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def write_metrics(path: str, results: dict) -> None:
-    """The JSON the evaluation report reads: per-task metric, value, loss, num_examples."""
-    serialisable = {k: v for k, v in results.items() if k != "model"}
+def write_metrics(path: str, summary: dict) -> None:
+    """The JSON the evaluation report reads (TrainResult.to_json): per-task metric, value,
+    loss, num_examples under `tasks`, and the run's steps and history."""
     tf.io.gfile.makedirs(os.path.dirname(path) or ".")
     with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(serialisable, indent=2, sort_keys=True))
+        f.write(json.dumps(summary, indent=2, sort_keys=True))
 
 
 # ----------------------------------------------------------------------------------------------
 # Small helpers (inputs, summaries, checkpoints, logging).
 
 
-def _default_build_model(config: Config):
+def _default_build_model(config: TrainerConfig):
     from trainer.model import build_model
 
-    return build_model(config)
+    return build_model(config.model, config.tasks, config.inputs)
 
 
 def _default_make_dataset(*args, **kwargs):
@@ -415,7 +590,7 @@ def _check_training(training, total_steps: int) -> None:
             raise ConfigError(f"training.{key}: must not be negative, got {getattr(training, key)}")
 
 
-def _check_patterns(config: Config, patterns: Mapping[str, str], split: str) -> None:
+def _check_patterns(config: TrainerConfig, patterns: Mapping[str, str], split: str) -> None:
     missing = [t.name for t in config.tasks if not patterns.get(t.name)]
     if missing:
         raise ValueError(f"train: no {split} files given for task(s) {missing}")

@@ -34,7 +34,6 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from core.config import Config
 from trainer.tokenizers import central_frame_kernel
 
 log = logging.getLogger(__name__)
@@ -187,14 +186,15 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
-def load_vit_npz(model, path: str, config: Config) -> dict[str, list[str]]:
-    """Loads the ViT checkpoint at `path` into a built PolyViT (see `trainer.model.build_all`).
+def load_vit_npz(model, path: str) -> dict[str, list[str]]:
+    """Loads the ViT checkpoint at `path` into a built PolyViT (see `trainer.model.build_all`),
+    checked against the model's own size (`model.size`, a core.config.ModelSize).
 
     Returns {"loaded": keys used, "ignored": checkpoint keys not used (heads, pre_logits)}.
     """
     if not model.built or not model.encoder.built:
         raise ValueError("load_vit_npz: build the model first (trainer.model.build_all)")
-    size = config.model.size()
+    size = model.size
     archive = _Archive(read_npz(path), path)
     blocks = archive.num_blocks()
     needed = size.modality_layers + size.num_layers

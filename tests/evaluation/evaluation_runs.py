@@ -70,8 +70,10 @@ def export_model(config, vocabularies, model_uri: str, *, seed: int, audio_stats
     """A randomly initialised tiny PolyViT saved with the eval signatures, as TFX's Trainer
     would lay it out in a Model artifact. Returns (model_uri, serving model dir)."""
     keras.utils.set_random_seed(seed)
-    model = build_model(config)
-    signatures = eval_signatures.extra_signatures(model, config, vocabularies, *audio_stats)
+    model = build_model(config.model, config.tasks, config.inputs)
+    signatures = eval_signatures.extra_signatures(
+        model, config_lib.trainer_config(config), vocabularies, *audio_stats
+    )
     module = tf.Module()
     module.model_variables = list(model.variables)
     serving_dir = os.path.join(model_uri, SERVING_FORMAT)

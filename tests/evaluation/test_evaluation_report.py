@@ -16,6 +16,7 @@ from tfx.types import standard_artifacts
 
 from components.evaluation import config as evaluation
 from components.model_report import component, report
+from core import config as config_lib
 from core import features as keys
 from trainer import eval_signatures
 from trainer.train_loop import train
@@ -69,17 +70,23 @@ def trained_run(examples, models, eval_workdir):
         split: {t: keys.task_file_pattern(examples_uri, split, t) for t in records.VOCABULARIES}
         for split in keys.SPLITS
     }
+    trainer_config = config_lib.trainer_config(config)
     result = train(
-        config, model_run, patterns["train"], patterns["eval"], audio_mean=3.0, audio_std=2.0
+        trainer_config,
+        model_run,
+        patterns["train"],
+        patterns["eval"],
+        audio_mean=3.0,
+        audio_std=2.0,
     )
     model_uri = str(eval_workdir / "trained_model")
     module = tf.Module()
-    module.model_variables = list(result["model"].variables)
+    module.model_variables = list(result.model.variables)
     tf.saved_model.save(
         module,
         os.path.join(model_uri, runs.SERVING_FORMAT),
         signatures=eval_signatures.extra_signatures(
-            result["model"], config, records.VOCABULARIES, 3.0, 2.0
+            result.model, trainer_config, records.VOCABULARIES, 3.0, 2.0
         ),
     )
     evaluation_uri, blessing_uri, _ = runs.run_evaluator(

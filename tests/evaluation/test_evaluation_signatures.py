@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core import config as config_lib
 from trainer import eval_signatures
 from trainer.export import average_clips, scores_from_logits
 from trainer.model import build_model
@@ -30,7 +31,7 @@ def test_eval_signature_scores_each_task_on_its_own_records(loaded):
     config = records.tiny_config()
     serialized, tasks = mixed_records()
     tf.keras.utils.set_random_seed(1)  # the seed models["a"] was made with
-    model = build_model(config)
+    model = build_model(config.model, config.tasks, config.inputs)
     outputs = loaded.signatures["tfma_eval"](examples=tf.constant(serialized))
     assert sorted(outputs) == sorted([*records.VOCABULARIES, eval_signatures.TASK_OUTPUT])
     assert [t.decode() for t in outputs[eval_signatures.TASK_OUTPUT].numpy()] == tasks
@@ -92,8 +93,8 @@ def test_records_of_an_unknown_task_fail_naming_it(loaded):
 
 
 def test_extra_signatures_check_the_vocabularies():
-    config = records.tiny_config()
-    model = build_model(config)
+    config = config_lib.trainer_config(records.tiny_config())
+    model = build_model(config.model, config.tasks, config.inputs)
     with pytest.raises(ValueError, match="no label vocabulary for task 'motion'"):
         eval_signatures.extra_signatures(model, config, {"digits": list("0123456789")})
     bad = dict(records.VOCABULARIES, dtmf=["a", "b"])

@@ -125,6 +125,7 @@ def real_config():
 
 @pytest.mark.e2e
 def test_predict_every_modality_with_the_real_export(tmp_path, start_server, capsys):
+    from core import config as config_lib
     from serving import layout
     from serving.validation import validate_model
     from trainer.export import export_saved_model
@@ -133,7 +134,8 @@ def test_predict_every_modality_with_the_real_export(tmp_path, start_server, cap
     config = real_config()
     base = str(tmp_path / "models")
     version_path = layout.version_dir(base, "polyvit", 1)
-    export_saved_model(build_model(config), config, VOCABULARIES, version_path)
+    model = build_model(config.model, config.tasks, config.inputs)
+    export_saved_model(model, config_lib.trainer_config(config), VOCABULARIES, version_path)
 
     rng = np.random.default_rng(0)
     files = {

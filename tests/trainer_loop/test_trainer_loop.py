@@ -55,16 +55,30 @@ def test_loop_learns_a_learnable_task_and_writes_its_outputs(tmp_path):
     config = standins.standin_config("weighted", steps=120, log_every=20, checkpoint_every=50)
     result = _train(config, tmp_path)
 
-    alpha = [h["loss"] for h in result["history"] if h["task"] == "alpha"]
+    alpha = [h["loss"] for h in result.history if h["task"] == "alpha"]
     assert alpha[-1] < 0.6 * alpha[0], alpha
-    assert result["tasks"]["alpha"]["metric"] == "top1"
-    assert result["tasks"]["alpha"]["value"] > 0.8
-    assert result["tasks"]["beta"]["metric"] == "mAP"
-    assert result["tasks"]["beta"]["value"] > 0.8
-    assert result["steps_per_task"] == {"alpha": 90, "beta": 30}
+    assert result.metrics["alpha"]["metric"] == "top1"
+    assert result.metrics["alpha"]["value"] > 0.8
+    assert result.metrics["beta"]["metric"] == "mAP"
+    assert result.metrics["beta"]["value"] > 0.8
+    assert result.steps_per_task == {"alpha": 90, "beta": 30}
 
     written = json.loads((tmp_path / train_loop.METRICS_FILE).read_text())
     assert written["step"] == 120 and written["tasks"]["alpha"]["num_examples"] == 256
+    # The file is the result's JSON-able summary, nothing more (no model).
+    assert written == json.loads(json.dumps(result.to_json()))
+    assert sorted(written) == [
+        "history",
+        "is_chief",
+        "num_replicas",
+        "schedule",
+        "start_step",
+        "step",
+        "steps_per_task",
+        "strategy",
+        "tasks",
+        "total_steps",
+    ]
     # Checkpoints at 50, 100 and the last step; max_to_keep 3 keeps all three.
     latest = tf.train.latest_checkpoint(str(tmp_path / train_loop.CHECKPOINT_DIR))
     assert latest.endswith("ckpt-120")
@@ -79,7 +93,7 @@ def test_loop_learns_a_learnable_task_and_writes_its_outputs(tmp_path):
 def test_accumulate_trains_every_task_each_step(tmp_path):
     config = standins.standin_config("accumulate", steps=10, log_every=5)
     result = _train(config, tmp_path)
-    assert [(h["step"], h["task"], h["steps"]) for h in result["history"]] == [
+    assert [(h["step"], h["task"], h["steps"]) for h in result.history] == [
         (5, "alpha", 5),
         (5, "beta", 5),
         (10, "alpha", 5),
@@ -93,10 +107,10 @@ def test_mixed_precision_trains_and_leaves_the_global_policy_alone(tmp_path, dty
         "weighted", steps=30, log_every=10, mixed_precision=True, mixed_precision_dtype=dtype
     )
     result = _train(config, tmp_path)
-    assert result["model"].shared.compute_dtype == dtype
-    assert result["model"].shared.dtype == "float32"  # variables stay float32
+    assert result.model.shared.compute_dtype == dtype
+    assert result.model.shared.dtype == "float32"  # variables stay float32
     assert keras.mixed_precision.global_policy().name == "float32"
-    losses = [h["loss"] for h in result["history"] if h["task"] == "alpha"]
+    losses = [h["loss"] for h in result.history if h["task"] == "alpha"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
@@ -104,7 +118,7 @@ def test_a_finished_run_restarted_does_not_train_again(tmp_path):
     config = standins.standin_config("uniform", steps=10, log_every=5)
     _train(config, tmp_path)
     again = _train(config, tmp_path)
-    assert again["start_step"] == 10 and again["history"] == []
+    assert again.start_step == 10 and again.history == []
 
 
 @pytest.mark.parametrize(

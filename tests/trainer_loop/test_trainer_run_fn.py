@@ -31,7 +31,7 @@ TASKS = {
 }
 
 
-def _config() -> config_lib.Config:
+def _config_data() -> dict:
     tasks = {
         name: configs.task(
             spec["modality"],
@@ -59,7 +59,12 @@ def _config() -> config_lib.Config:
         "log_every": 3,
         "eval_steps": 0,
     }
-    return configs.tiny_config(tasks, settings, training=training)
+    data = configs.tiny_data(tasks, training=training)
+    return config_lib.apply_overrides(data, configs.as_overrides(settings))
+
+
+def _config() -> config_lib.TrainerConfig:
+    return config_lib.trainer_config(config_lib.from_dict(_config_data()))
 
 
 def _record(modality: str, label: int, i: int) -> bytes:
@@ -104,7 +109,7 @@ def _fn_args(tmp_path, config, **overrides):
         transform_output=None,
         model_run_dir=str(tmp_path / "model_run"),
         serving_model_dir=str(tmp_path / "model" / "Format-Serving"),
-        custom_config={"config": config_lib.to_dict(config)},
+        custom_config=config_lib.to_custom_config(config),
     )
     args.update(overrides)
     return types.SimpleNamespace(**args)
@@ -160,15 +165,63 @@ def test_checkpoint_dir_is_the_run_dir_or_a_fingerprint_under_checkpoint_root():
     assert run_fn_lib.checkpoint_dir(config, "/r", "/ex/1", 8) != a  # another step budget
 
 
+def _checkpoint_dir_with(*overrides: str) -> str:
+    """The Trainer's checkpoint folder for the whole test config edited by `--set` overrides."""
+    data = config_lib.apply_overrides(
+        _config_data(), ["training.checkpoint_root=/ckpt", *overrides]
+    )
+    slice_ = config_lib.trainer_config(config_lib.from_dict(data))
+    return run_fn_lib.checkpoint_dir(slice_, "/runs/Trainer/model_run/7", "/ex/1", 6)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "serving.port=9000",
+        "serving.model_name=other",
+        "evaluation.max_regression=0.5",
+        "kubeflow.image=registry.example/polyvit:2",
+        "kubeflow.trainer_memory=32Gi",
+        "ingestion.jpeg_quality=50",
+        "tasks.shade.eval.min_metric=0.9",
+        "training.log_every=1",
+        "training.checkpoint_every=1",
+        "training.checkpoints_to_keep=9",
+        "training.eval_steps=4",
+        "training.eval_batch_size=2",
+        "training.strategy=mirrored",
+        "training.tpu_address=local",
+    ],
+)
+def test_settings_that_leave_the_weights_alone_keep_the_checkpoint_dir(override):
+    assert _checkpoint_dir_with(override) == _checkpoint_dir_with()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "training.learning_rate=0.5",
+        "training.seed=1",
+        "training.schedule=uniform",
+        "tasks.shade.batch_size=8",
+        "tasks.tones.lr_multiplier=2.0",
+        "model.overrides.num_layers=2",
+        "inputs.image_size=32",
+    ],
+)
+def test_settings_that_change_the_weights_change_the_checkpoint_dir(override):
+    assert _checkpoint_dir_with(override) != _checkpoint_dir_with()
+
+
 def test_file_layout_and_config_errors(tmp_path):
     config = _config()
     assert run_fn_lib.split_of("/x/Examples/7/Split-train/*") == ("/x/Examples/7", "train")
     with pytest.raises(ValueError, match="Split-<split>"):
         run_fn_lib.split_of("/x/Examples/7/train/*")
     with pytest.raises(ValueError, match="custom_config has no 'config'"):
-        config_lib.from_custom_config({}, config_lib.Config, "run_fn")
-    as_json = {"config": json.dumps(config_lib.to_dict(config))}
-    received = config_lib.from_custom_config(as_json, config_lib.Config, "run_fn")
+        config_lib.from_custom_config({}, config_lib.TrainerConfig, "run_fn")
+    as_json = {"config": json.dumps(config_lib.to_custom_config(config)["config"])}
+    received = config_lib.from_custom_config(as_json, config_lib.TrainerConfig, "run_fn")
     assert received.tasks[0].name == "shade"
     with pytest.raises(FileNotFoundError, match=r"no train records for task\(s\) \['shade'"):
         run_fn_lib.task_patterns([str(tmp_path / "Split-train" / "*")], config, "train")

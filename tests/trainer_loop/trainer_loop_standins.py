@@ -31,20 +31,23 @@ STANDIN_TRAINING = {
 }
 
 
-def standin_config(schedule: str = "weighted", steps: int = 40, **training) -> config_lib.Config:
-    """Two tasks on the same modality: a single-label and a multi-label one; `training`
-    overrides fields of the training section."""
+def standin_config(
+    schedule: str = "weighted", steps: int = 40, **training
+) -> config_lib.TrainerConfig:
+    """The Trainer's slice of a config of two tasks on the same modality: a single-label and a
+    multi-label one; `training` overrides fields of the training section."""
     settings = {"schedule": schedule, "steps": steps, **training}
-    return configs.build(
+    config = configs.build(
         {"tasks": STANDIN_TASKS, "training": STANDIN_TRAINING},
         {f"training.{name}": value for name, value in settings.items()},
     )
+    return config_lib.trainer_config(config)
 
 
 class StandinModel(keras.Model):
     """(features, task) -> logits: a shared hidden layer and one head per task."""
 
-    def __init__(self, config: config_lib.Config):
+    def __init__(self, config: config_lib.TrainerConfig):
         super().__init__(name="standin")
         self.task_names = [t.name for t in config.tasks]
         self.modality = {t.name: t.modality for t in config.tasks}
@@ -57,7 +60,7 @@ class StandinModel(keras.Model):
         return self.heads[task](self.shared(features[self.modality[task]]))
 
 
-def build_standin_model(config: config_lib.Config) -> StandinModel:
+def build_standin_model(config: config_lib.TrainerConfig) -> StandinModel:
     model = StandinModel(config)
     for task in config.tasks:
         model({task.modality: tf.zeros([1, FEATURE_DIM])}, task=task.name)

@@ -47,7 +47,7 @@ def main(argv):
         model_dir, schedule, steps, sleep = argv[2], argv[3], int(argv[4]), float(argv[5])
         config = standins.standin_config(schedule, steps, checkpoint_every=5, log_every=5)
         result = run(config, model_dir, sleep_seconds=sleep)
-        print("RESULT " + json.dumps({"start_step": result["start_step"], "step": result["step"]}))
+        print("RESULT " + json.dumps({"start_step": result.start_step, "step": result.step}))
         return 0
     if mode == "equivalence":
         out, schedules, steps = argv[2], argv[3].split(","), int(argv[4])
@@ -64,8 +64,8 @@ def main(argv):
                 ("mirrored", mirrored),
             ):
                 result = run(config, tempfile.mkdtemp(), strategy=strategy)
-                assert result["num_replicas"] == (2 if name == "mirrored" else 1)
-                history = [[h["step"], h["task"], h["loss"]] for h in result["history"]]
+                assert result.num_replicas == (2 if name == "mirrored" else 1)
+                history = [[h["step"], h["task"], h["loss"]] for h in result.history]
                 losses.setdefault(schedule, {})[name] = history
         with open(out, "w") as f:
             json.dump(losses, f)

@@ -32,7 +32,8 @@ VOCABULARIES = {
 }
 
 
-def export_config() -> config_lib.Config:
+def export_config() -> config_lib.TrainerConfig:
+    """The Trainer's slice (what run_fn exports with) of a three-modality config."""
     tasks = configs.four_tasks(tone_mix_classes=5)
     del tasks["dtmf"]
     settings = {
@@ -43,7 +44,7 @@ def export_config() -> config_lib.Config:
         "inputs.num_mel_bins": 16,
         "inputs.eval_clips": 2,  # video and audio average two clips per example
     }
-    return configs.tiny_config(tasks, settings)
+    return config_lib.trainer_config(configs.tiny_config(tasks, settings))
 
 
 def jpeg_frames(rng, count: int, height: int = 20, width: int = 24) -> list[bytes]:
@@ -106,7 +107,7 @@ def inputs_by_task():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     config = export_config()
-    model = build_model(config)
+    model = build_model(config.model, config.tasks, config.inputs)
     export_dir = str(tmp_path_factory.mktemp("export") / "1")
     path = export_saved_model(
         model,

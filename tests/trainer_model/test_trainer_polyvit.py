@@ -26,12 +26,13 @@ def features(modality: str, batch: int = 2) -> dict:
 
 @pytest.fixture(scope="module")
 def model():
-    return build_model(model_config(), feature_shapes=FEATURE_SHAPES)
+    config = model_config()
+    return build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES)
 
 
 def test_every_task_returns_float32_logits_of_its_class_count(model):
-    config = model.config
-    for task in config.tasks:
+    assert model.tasks == tuple(model_config().tasks)
+    for task in model.tasks:
         logits = model(features(task.modality, 3), task=task.name)
         assert logits.shape == (3, task.num_classes)
         assert logits.dtype == tf.float32
@@ -99,7 +100,7 @@ def test_gradients_of_one_task_touch_only_its_modality_shared_and_head(model):
 
 def test_modality_layers_are_owned_by_their_modality():
     config = model_config(modality_layers=1, num_layers=1)
-    model = build_model(config, feature_shapes=FEATURE_SHAPES)
+    model = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES)
     counts = parameter_counts(model)
     assert counts["shared"] == block_params(32, 64) + 2 * 32
     grid_image = (16 // 4) ** 2
@@ -113,7 +114,7 @@ def test_mixed_precision_returns_float32_logits(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
         config = model_config(zero_init_heads=False)
-        model = build_model(config, feature_shapes=FEATURE_SHAPES)
+        model = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES)
         assert model.encoder.blocks[0].attention.compute_dtype == policy.split("_")[1]
         for task in config.tasks:
             logits = model(features(task.modality), task=task.name, training=True)
@@ -128,9 +129,9 @@ def test_mixed_precision_returns_float32_logits(policy):
 def test_checkpoint_round_trip_before_training(tmp_path):
     """build_model creates every variable, so a checkpoint holds the whole model at step 0."""
     config = model_config(zero_init_heads=False)
-    source = build_model(config, feature_shapes=FEATURE_SHAPES)
+    source = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES)
     path = tf.train.Checkpoint(model=source).write(str(tmp_path / "ckpt"))
-    target = build_model(config, feature_shapes=FEATURE_SHAPES)
+    target = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES)
     tf.train.Checkpoint(model=target).read(path).assert_existing_objects_matched()
     for task in config.tasks:
         x = features(task.modality)

@@ -53,7 +53,7 @@ def test_analytic_forward_flops_match_the_graph():
     bench = load_benchmark()
     # One modality layer and one shared layer: both kinds of block are counted.
     config = model_config(modality_layers=1, num_layers=1)
-    model = build_model(config, feature_shapes=FEATURE_SHAPES)
+    model = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES)
     for task in config.tasks:
         shape = FEATURE_SHAPES[task.modality]
         modality, name = task.modality, task.name

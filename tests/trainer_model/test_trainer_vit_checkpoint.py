@@ -71,8 +71,10 @@ def loaded(tmp_path_factory):
     arrays = vit_arrays(2)
     path = write_npz(tmp_path_factory.mktemp("ckpt"), arrays)
     config = model_config()  # D=32, 2 layers, 2 heads, mlp 64, patch 4
-    model = build_model(config, feature_shapes=FEATURE_SHAPES, load_checkpoint=False)
-    report = load_vit_npz(model, path, config)
+    model = build_model(
+        config.model, config.tasks, feature_shapes=FEATURE_SHAPES, load_checkpoint=False
+    )
+    report = load_vit_npz(model, path)
     return model, arrays, report
 
 
@@ -126,8 +128,10 @@ def test_modality_layers_take_the_first_blocks_and_the_prefix_is_accepted(tmp_pa
     arrays = vit_arrays(2, seed=1, prefix="opt/target/")
     path = write_npz(tmp_path, arrays)
     config = model_config(modality_layers=1, num_layers=1)
-    model = build_model(config, feature_shapes=FEATURE_SHAPES, load_checkpoint=False)
-    load_vit_npz(model, path, config)
+    model = build_model(
+        config.model, config.tasks, feature_shapes=FEATURE_SHAPES, load_checkpoint=False
+    )
+    load_vit_npz(model, path)
     plain = {k.removeprefix("opt/target/"): v for k, v in arrays.items()}
     for modality_layers in model.modality_encoders.values():
         check_block(modality_layers.blocks[0], plain, 0)
@@ -139,22 +143,21 @@ def test_build_model_loads_the_configured_checkpoint(tmp_path):
     path = write_npz(tmp_path, arrays)
     config = model_config()
     config.model.init_checkpoint = path
-    model = build_model(config, feature_shapes=FEATURE_SHAPES)
+    model = build_model(config.model, config.tasks, feature_shapes=FEATURE_SHAPES)
     np.testing.assert_array_equal(model.tokenizers["image"].kernel, arrays["embedding/kernel"])
 
 
 def test_errors_name_the_key(tmp_path, loaded):
     model, _, _ = loaded
-    config = model_config()
     arrays = vit_arrays(2)
     del arrays["Transformer/encoderblock_1/MlpBlock_3/Dense_0/bias"]
     with pytest.raises(CheckpointError, match="missing key 'Transformer/encoderblock_1/MlpBlock_3"):
-        load_vit_npz(model, write_npz(tmp_path, arrays, "a.npz"), config)
+        load_vit_npz(model, write_npz(tmp_path, arrays, "a.npz"))
     with pytest.raises(CheckpointError, match="has 3 encoder blocks"):
-        load_vit_npz(model, write_npz(tmp_path, vit_arrays(3), "b.npz"), config)
+        load_vit_npz(model, write_npz(tmp_path, vit_arrays(3), "b.npz"))
     wide = vit_arrays(2)
     wide["Transformer/encoder_norm/scale"] = np.ones(48, np.float32)
     with pytest.raises(CheckpointError, match="'Transformer/encoder_norm/scale' has shape"):
-        load_vit_npz(model, write_npz(tmp_path, wide, "c.npz"), config)
+        load_vit_npz(model, write_npz(tmp_path, wide, "c.npz"))
     with pytest.raises(CheckpointError, match="not found"):
-        load_vit_npz(model, str(tmp_path / "missing.npz"), config)
+        load_vit_npz(model, str(tmp_path / "missing.npz"))
