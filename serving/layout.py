@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -86,7 +87,7 @@ def predict_request(
 
 def write_warmup_requests(
     version_path: str,
-    requests_by_signature: Mapping[str, Sequence[bytes] | object],
+    requests_by_signature: Mapping[str, Any],  # serialized examples or a PredictRequest
     model_name: str | None = None,
 ) -> str:
     """Writes `assets.extra/tf_serving_warmup_requests` into a version folder; returns its path.

@@ -84,6 +84,9 @@ class PolyViT(keras.Model):
         return tokens[:, 0]
 
     def call(self, features, task: str | None = None, training=False):
+        # Keras passes call's arguments by keyword; `task` has a default only for its sake.
+        if task is None:
+            raise ValueError(f"PolyViT: call needs task=, one of {self.task_names}")
         modality = self.modality_of(task)
         return self.heads[task](self.encode(features, modality, training=training))
 
@@ -92,7 +95,7 @@ def input_feature_shapes(tasks: Sequence[Task], inputs: Inputs) -> dict[str, tup
     """Per-modality example shape, from the input pipeline (the one source of these shapes)."""
     from transforms import input_pipeline
 
-    shapes = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for task in tasks:
         shapes.setdefault(task.modality, tuple(input_pipeline.feature_shape(task, inputs)))
     return shapes

@@ -321,13 +321,15 @@ def _single_task_update(update: _Update, task: Task, features, labels) -> dict:
 
 
 def _accumulated_update(update: _Update, tasks: Mapping[str, Task], batches: dict) -> dict:
-    summaries, total = {}, None
+    summaries: dict = {}
+    total: list | None = None
     for name, (features, labels) in batches.items():
         summary, grads = update.gradients(tasks[name], features, labels)
         # One update mixes every task: the task's lr_multiplier scales its gradient.
         grads = [g * tasks[name].lr_multiplier for g in grads]
         total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
         summaries[name] = summary
+    assert total is not None, "accumulate: no task in the batch"
     update.apply(total)
     return summaries
 

@@ -54,12 +54,13 @@ class _Archive:
 
     def __init__(self, arrays: dict[str, np.ndarray], path: str):
         self.path = path
-        self.prefix = next((p for p in PREFIXES if f"{p}embedding/kernel" in arrays), None)
-        if self.prefix is None:
+        prefix = next((p for p in PREFIXES if f"{p}embedding/kernel" in arrays), None)
+        if prefix is None:
             raise CheckpointError(
                 f"{path}: no 'embedding/kernel' key; not a ViT checkpoint in the "
                 f"big_vision/scenic layout (keys start with {sorted(arrays)[:5]})"
             )
+        self.prefix: str = prefix
         self.arrays = arrays
         self.used: set[str] = set()
 
