@@ -16,7 +16,7 @@ from PIL import Image
 
 from components.media_example_gen import beam_ingest, sources
 from core import features
-from core.config import Config, DataSource, Ingestion, Task
+from core.config import DataSource, IngestConfig, Ingestion, TaskData
 from media import errors
 
 ING = Ingestion(
@@ -95,25 +95,22 @@ def make_corpus(root: str) -> dict:
     }
 
 
-def corpus_config(root: str) -> Config:
-    return Config(
-        data_root=root,
+def corpus_config() -> IngestConfig:
+    return IngestConfig(
         tasks=[
-            Task(
+            TaskData(
                 name="motion",
                 modality="video",
                 data=DataSource(root="motion", train="train", eval="val"),
-                num_classes=2,
             ),
-            Task(
+            TaskData(
                 name="tones",
                 modality="audio",
                 data=DataSource(
                     root="tones", layout="dmvr_csv", train="train.csv", eval="eval.csv"
                 ),
-                num_classes=2,
             ),
-            Task(name="shapes", modality="image", data=DataSource(root="shapes"), num_classes=2),
+            TaskData(name="shapes", modality="image", data=DataSource(root="shapes")),
         ],
         ingestion=ING,
     )
@@ -149,8 +146,10 @@ def read_split(output: str, task: str, split: str) -> list:
 def test_corpus_end_to_end_multi_processing(tmp_path):
     root, output, quarantine = str(tmp_path / "data"), str(tmp_path / "out"), str(tmp_path / "q")
     expected = make_corpus(root)
-    config = corpus_config(root)
-    summary = beam_ingest.ingest(config, output, quarantine, MULTI_PROCESS, progress=True)
+    config = corpus_config()
+    summary = beam_ingest.ingest(
+        config, output, quarantine, MULTI_PROCESS, data_root=root, progress=True
+    )
 
     # Every bad input quarantined with the right reason, named in the quarantine file.
     with open(os.path.join(quarantine, beam_ingest.QUARANTINE_FILE)) as f:
@@ -256,12 +255,11 @@ def test_summary_threshold_and_properties():
 def test_output_with_old_records_is_refused(tmp_path):
     root = str(tmp_path / "data")
     write_png(f"{root}/shapes/circle/0.png")
-    config = Config(
-        data_root=root,
-        tasks=[
-            Task(name="shapes", modality="image", data=DataSource(root="shapes"), num_classes=1)
-        ],
+    config = IngestConfig(
+        tasks=[TaskData(name="shapes", modality="image", data=DataSource(root="shapes"))]
     )
     write_bytes(str(tmp_path / "out" / "Split-train" / "shapes-00000-of-00001.gz"), b"old")
     with pytest.raises(beam_ingest.IngestError, match="already holds records"):
-        beam_ingest.ingest(config, str(tmp_path / "out"), str(tmp_path / "q"), progress=False)
+        beam_ingest.ingest(
+            config, str(tmp_path / "out"), str(tmp_path / "q"), data_root=root, progress=False
+        )
