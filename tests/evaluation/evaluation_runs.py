@@ -20,10 +20,10 @@ from tfx.utils import proto_utils
 from components.evaluation import config as evaluation
 from core import config as config_lib
 from core import features as keys
+from core import schema as curated_schema
 from trainer import eval_signatures
 from trainer.model import build_model
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(evaluation.__file__)), "schema")
 SERVING_FORMAT = "Format-Serving"  # where TFX's Trainer puts the serving model in a Model
 
 
@@ -43,7 +43,7 @@ def schema_artifact(next_to: str) -> standard_artifacts.Schema:
     schema = standard_artifacts.Schema()
     schema.uri = os.path.join(os.path.dirname(next_to.rstrip("/")), "schema")
     os.makedirs(schema.uri, exist_ok=True)
-    shutil.copy(os.path.join(SCHEMA_DIR, "schema.pbtxt"), schema.uri)
+    shutil.copy(curated_schema.CURATED_SCHEMA_PATH, schema.uri)
     return schema
 
 
