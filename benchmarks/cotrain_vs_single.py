@@ -46,9 +46,14 @@ def ensure_records(config: config_lib.Config, work: str, scale: str) -> str:
     if not os.path.exists(os.path.join(records, ".complete")):
         print(f"Writing the {scale} demo media to {data_dir} ...", flush=True)
         generate(data_dir, scale, seed=0, force=True)
-        config = dataclasses.replace(config, data_root=data_dir)
         print(f"Ingesting them to {records} ...", flush=True)
-        summary = ingest(config, records, os.path.join(work, "quarantine"), [])
+        summary = ingest(
+            config_lib.ingest_config(config),
+            records,
+            os.path.join(work, "quarantine"),
+            [],
+            data_root=data_dir,
+        )
         summary.check()
         open(os.path.join(records, ".complete"), "w").close()
     return records

@@ -560,6 +560,27 @@ def from_custom_config(custom_config: dict | None, cls: type, where: str) -> Any
     return from_dict(data) if cls is Config else _build(cls, data, "")
 
 
+def slice_to_json(config_slice: Any) -> str:
+    """A slice as a component's string execution property: sorted keys, so equal slices give
+    equal text (TFX's cache key)."""
+    return json.dumps(dataclasses.asdict(config_slice), sort_keys=True)
+
+
+def slice_from_json(text: str, cls: type, where: str) -> Any:
+    """The slice of type `cls` back from `slice_to_json`, strictly: an unknown key or a value
+    of the wrong type fails naming it, after `where` (the component and its property)."""
+    try:
+        data = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{where}: not the JSON of a {cls.__name__}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected the JSON of a {cls.__name__}, got {data!r:.40}")
+    try:
+        return from_dict(data) if cls is Config else _build(cls, data, "")
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 # --------------------------------------------------------------------------------------------
 # Overrides: `--set training.steps=500`, `--set tasks.digits.batch_size=16`.
 

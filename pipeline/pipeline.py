@@ -1,5 +1,10 @@
 """`create_pipeline`: the TFX pipeline, wiring only (the same for every orchestrator).
 
+Each stage receives only its slice of the config (core/config.py: `ingest_config`,
+`transform_config`, ...) or the plain values it uses, so that an edit to one stage's settings
+(serving.port, kubeflow.image) leaves the other stages' execution properties, hence their TFX
+cache keys, unchanged.
+
 Stages, in order:
   MediaExampleGen      raw media of every task -> Examples (train/eval) + MediaQuarantine
   StatisticsGen        TFDV statistics per split, and per task (slices)
@@ -35,7 +40,13 @@ from components.media_example_gen.component import MediaExampleGen
 from components.model_report.component import ModelReport, report_config_json
 from components.serving_validator.component import ServingValidator
 from core import features
-from core.config import Config, to_custom_config, trainer_config
+from core.config import (
+    Config,
+    ingest_config,
+    to_custom_config,
+    trainer_config,
+    transform_config,
+)
 from pipeline import accelerators
 
 
@@ -113,7 +124,7 @@ def model_stages(
         examples=examples,
         schema=schema,
         preprocessing_fn="transforms.preprocessing.preprocessing_fn",
-        custom_config=to_custom_config(config),
+        custom_config=to_custom_config(transform_config(config)),
         materialize=False,
         disable_statistics=True,
         splits_config=tfx.proto.SplitsConfig(analyze=[features.TRAIN]),
@@ -194,7 +205,9 @@ def create_pipeline(
     sets per run; they replace the config's values.
     """
     runtime_parameters = runtime_parameters or {}
-    example_gen = MediaExampleGen(config, data_root=runtime_parameters.get("data_root", data_root))
+    example_gen = MediaExampleGen(
+        ingest_config(config), data_root=runtime_parameters.get("data_root", data_root)
+    )
     data = data_stages(example_gen.outputs["examples"], config)
     models = model_stages(
         config,

@@ -27,7 +27,8 @@ an output. (Label indices from `tft.apply_vocabulary` would build a lookup table
 tf.function, which TFT warns about, for a feature nobody reads.)
 
 Entry points: `preprocessing_fn(inputs, custom_config)` (the module path given to Transform is
-`transforms.preprocessing`), `core.config.to_custom_config(config)` (its custom_config) and
+`transforms.preprocessing`), `to_custom_config(transform_config(config))` (its custom_config:
+the tasks and the `inputs` section only, from core.config) and
 `read_transform_stats(transform_output_dir)` (for run_fn and export).
 """
 
@@ -212,8 +213,13 @@ def log_mel_moments(waveforms: tf.RaggedTensor, rates: tf.Tensor, inputs_config)
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
-    """TFX Transform's entry point. `custom_config`: `core.config.to_custom_config(config)`."""
-    config = config_lib.from_custom_config(custom_config, config_lib.Config, "preprocessing_fn")
+    """TFX Transform's entry point.
+
+    `custom_config`: `core.config.to_custom_config(core.config.transform_config(config))`.
+    """
+    config = config_lib.from_custom_config(
+        custom_config, config_lib.TransformConfig, "preprocessing_fn"
+    )
     for key in (keys.TASK, keys.LABEL_TEXT):
         if key not in inputs:
             raise ValueError(

@@ -1,7 +1,9 @@
 """The Beam pipeline: list sources -> reshuffle -> decode -> encode -> TFRecords + quarantine.
 
-`ingest(config, output_dir, quarantine_dir, beam_pipeline_args)` is the one entry point, used by
-`polyvit ingest` and by the MediaExampleGen TFX executor. It writes
+`ingest(config, output_dir, quarantine_dir, beam_pipeline_args, data_root=...)` is the one entry
+point, used by `polyvit ingest` and by the MediaExampleGen TFX executor. `config` is the
+ingestion's slice of the config, a `core.config.IngestConfig` (the tasks' data and the
+`ingestion` section): nothing else of the config reaches it. It writes
 
     <output_dir>/Split-<split>/<task>-SSSSS-of-NNNNN.gz    gzip TFRecords of DMVR SequenceExamples
     <output_dir>/labels/<task>.txt                       label vocabulary, one per line, sorted
@@ -32,7 +34,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.media_example_gen import sources
 from core import features
-from core.config import Config, ConfigError, Ingestion
+from core.config import ConfigError, IngestConfig, Ingestion, TaskData
 from media import decode, dmvr, fs
 from media.errors import MediaError, QuarantineRecord
 
@@ -138,8 +140,7 @@ def clip_metadata(item: WorkItem, clip: decode.DecodedClip, data_root: str) -> d
     )
 
 
-def work_items(config: Config, listing: sources.TaskSources) -> list[WorkItem]:
-    task = config.task(listing.task)
+def work_items(task: TaskData, listing: sources.TaskSources) -> list[WorkItem]:
     index = listing.label_indices()
     return [
         WorkItem(task.name, task.modality, clip, tuple(index[label] for label in clip.labels))
@@ -295,7 +296,9 @@ def build_pipeline(
     root: beam.Pipeline,
     items: list[WorkItem],
     listed_bad: list[QuarantineRecord],
-    config: Config,
+    ingestion: Ingestion,
+    task_names: list[str],
+    data_root: str,
     output_dir: str,
     quarantine_dir: str,
     progress_dir: str = "",
@@ -306,14 +309,14 @@ def build_pipeline(
         | "ListSources" >> beam.Create(items)
         | "Reshuffle" >> beam.Reshuffle()
         | "Decode"
-        >> beam.ParDo(DecodeClipsFn(config.ingestion, progress_dir)).with_outputs(
+        >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir)).with_outputs(
             _QUARANTINE_TAG, main="clips"
         )
     )
-    records = decoded.clips | "Encode" >> beam.Map(_encode, data_root=config.data_root)
+    records = decoded.clips | "Encode" >> beam.Map(_encode, data_root=data_root)
 
     # One output per (task, split), so that every task's files are named after it.
-    targets = [(t.name, s) for t in config.tasks for s in features.SPLITS]
+    targets = [(task, s) for task in task_names for s in features.SPLITS]
     parts = records | "ByTaskSplit" >> beam.Partition(
         lambda r, n: targets.index((r[0], r[1])), len(targets)
     )
@@ -362,13 +365,13 @@ def build_pipeline(
 # Driver.
 
 
-def _refuse_existing_records(config: Config, output_dir: str) -> None:
-    for task in config.tasks:
+def _refuse_existing_records(task_names: list[str], output_dir: str) -> None:
+    for task in task_names:
         for split in features.SPLITS:
-            found = fs.glob(features.task_file_pattern(output_dir, split, task.name))
+            found = fs.glob(features.task_file_pattern(output_dir, split, task))
             if found:
                 raise IngestError(
-                    f"{output_dir} already holds records of task {task.name!r} ({found[0]}); "
+                    f"{output_dir} already holds records of task {task!r} ({found[0]}); "
                     "write to an empty folder so that old and new shards do not mix"
                 )
 
@@ -399,25 +402,33 @@ def _read_summary(summary: IngestSummary) -> IngestSummary:
 
 
 def ingest(
-    config: Config,
+    config: IngestConfig,
     output_dir: str,
     quarantine_dir: str,
     beam_pipeline_args: list[str] | None = None,
+    *,
+    data_root: str,
     progress: bool = True,
 ) -> IngestSummary:
     """Decodes every task of `config` into DMVR TFRecords under `output_dir` (see module doc).
 
-    `beam_pipeline_args` default to `config.beam_pipeline_args`. Raises SourceError/ConfigError
-    when a task's data as a whole is unusable; bad individual inputs are only counted and
-    quarantined: call `summary.check()` to apply `ingestion.max_bad_fraction`.
+    The tasks' data paths are relative to `data_root`. No `beam_pipeline_args`: Beam's defaults
+    (the DirectRunner). Raises SourceError/ConfigError when a task's data as a whole is
+    unusable; bad individual inputs are only counted and quarantined: call `summary.check()`
+    to apply `ingestion.max_bad_fraction`.
     """
     check_ingestion(config.ingestion)
-    _refuse_existing_records(config, output_dir)
+    task_names = [task.name for task in config.tasks]
+    _refuse_existing_records(task_names, output_dir)
     listings = [
-        sources.list_task_sources(task, config.data_root, config.ingestion.eval_fraction)
+        sources.list_task_sources(task, data_root, config.ingestion.eval_fraction)
         for task in config.tasks
     ]
-    items = [item for listing in listings for item in work_items(config, listing)]
+    items = [
+        item
+        for task, listing in zip(config.tasks, listings, strict=True)
+        for item in work_items(task, listing)
+    ]
     listed_bad = [record for listing in listings for record in listing.quarantined]
     _write_vocabularies(listings, output_dir)
     fs.makedirs(quarantine_dir)
@@ -428,11 +439,18 @@ def ingest(
         fs.makedirs(progress_dir)
         printer = _ProgressLogger(progress_dir, len(items), len(listed_bad))
         printer.start()
-    args = config.beam_pipeline_args if beam_pipeline_args is None else beam_pipeline_args
     try:
-        with beam.Pipeline(options=PipelineOptions(list(args))) as root:
+        with beam.Pipeline(options=PipelineOptions(list(beam_pipeline_args or []))) as root:
             build_pipeline(
-                root, items, listed_bad, config, output_dir, quarantine_dir, progress_dir
+                root,
+                items,
+                listed_bad,
+                config.ingestion,
+                task_names,
+                data_root,
+                output_dir,
+                quarantine_dir,
+                progress_dir,
             )
     finally:
         if printer is not None:

@@ -1,8 +1,8 @@
 """`polyvit ingest SOURCE OUTPUT --modality video|audio|image`: the Beam ingestion, outside TFX.
 
-Builds a one-task Config from the flags (every `ingestion.*` field is a flag, with the config's
-default) and runs `beam_ingest.ingest`. Beam options pass through unchanged, so the same command
-runs on Dataflow, Flink or Spark:
+Builds a one-task IngestConfig (the ingestion's slice of the config) from the flags (every
+`ingestion.*` field is a flag, with the config's default) and runs `beam_ingest.ingest`.
+Beam options pass through unchanged, so the same command runs on Dataflow, Flink or Spark:
 
     polyvit ingest --modality video --train ucfTrainTestlist/trainlist01.txt \\
         --eval ucfTrainTestlist/testlist01.txt data/ucf101 out/ \\
@@ -20,7 +20,7 @@ import os
 import sys
 import typing
 
-from core.config import Config, ConfigError, DataSource, Ingestion, Layout, Task
+from core.config import ConfigError, DataSource, IngestConfig, Ingestion, Layout, TaskData
 
 _MODALITIES = ("video", "audio", "image")
 
@@ -83,19 +83,27 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    """A one-task Config from the flags."""
-    source = os.path.abspath(args.source.rstrip("/"))
-    data_root = os.path.abspath(args.data_root) if args.data_root else os.path.dirname(source)
+def _source(args: argparse.Namespace) -> str:
+    return os.path.abspath(args.source.rstrip("/"))
+
+
+def data_root(args: argparse.Namespace) -> str:
+    """--data-root, or the folder holding SOURCE."""
+    return os.path.abspath(args.data_root) if args.data_root else os.path.dirname(_source(args))
+
+
+def build_config(args: argparse.Namespace) -> IngestConfig:
+    """A one-task IngestConfig from the flags; its data path is relative to `data_root(args)`."""
+    source = _source(args)
     name = args.task_name or os.path.splitext(os.path.basename(source))[0]
     label_type = args.label_type or ("multi" if args.layout == "audioset_csv" else "single")
     ingestion = Ingestion(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Ingestion)})
-    task = Task(
+    task = TaskData(
         name=name,
         modality=args.modality,
         label_type=label_type,
         data=DataSource(
-            root=os.path.relpath(source, data_root),
+            root=os.path.relpath(source, data_root(args)),
             layout=args.layout,
             train=args.train,
             eval=args.eval,
@@ -103,7 +111,7 @@ def build_config(args: argparse.Namespace) -> Config:
             media_dir=args.media_dir,
         ),
     )
-    return Config(data_root=data_root, tasks=[task], ingestion=ingestion)
+    return IngestConfig(tasks=[task], ingestion=ingestion)
 
 
 def beam_args(args: argparse.Namespace) -> list[str]:
@@ -132,7 +140,12 @@ def ingest(args: argparse.Namespace) -> int:
     )
     try:
         summary = beam_ingest.ingest(
-            config, output, quarantine, beam_args(args), progress=not args.quiet
+            config,
+            output,
+            quarantine,
+            beam_args(args),
+            data_root=data_root(args),
+            progress=not args.quiet,
         )
     except (ConfigError, sources.SourceError, beam_ingest.IngestError) as e:
         print(f"polyvit ingest: {e}", file=sys.stderr)

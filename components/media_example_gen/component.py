@@ -1,5 +1,10 @@
 """The MediaExampleGen TFX component: raw media of every task -> one `Examples` artifact.
 
+Parameters: the ingestion's slice of the config (`core.config.IngestConfig`: each task's name,
+modality, label type and data source, and the `ingestion` section) and the data root. Nothing
+else of the config is in its execution properties, so editing training, serving or Kubeflow
+settings leaves its cache key, and a cached execution, as they were.
+
 Outputs:
   examples    `Examples` with splits `train` and `eval` of gzip TFRecords of DMVR-layout
               SequenceExamples (payload format FORMAT_TF_SEQUENCE_EXAMPLE, so StatisticsGen,
@@ -9,8 +14,6 @@ Counts per task and split, and per reason, are custom properties of the two arti
 """
 
 from __future__ import annotations
-
-import json
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
@@ -31,7 +34,8 @@ __all__ = ["MediaExampleGen", "MediaExampleGenSpec", "MediaQuarantine"]
 
 class MediaExampleGenSpec(component_spec.ComponentSpec):
     PARAMETERS = {
-        # JSON of core.config.to_dict: the executor rebuilds (and re-validates) the Config.
+        # JSON of the IngestConfig (core.config.slice_to_json, sorted keys); the executor
+        # rebuilds it strictly.
         CONFIG_KEY: component_spec.ExecutionParameter(type=str),
         # Folder (or bucket) the tasks' data paths are relative to.
         DATA_ROOT_KEY: component_spec.ExecutionParameter(type=str),
@@ -44,7 +48,10 @@ class MediaExampleGenSpec(component_spec.ComponentSpec):
 
 
 class MediaExampleGen(tfx.types.BaseBeamComponent):
-    """Decodes every task of a Config into DMVR SequenceExamples, quarantining bad media.
+    """Decodes every task of an IngestConfig into DMVR SequenceExamples, quarantining bad media.
+
+    `config`: `core.config.ingest_config(config)`; `data_root`: the folder (or bucket, or a
+    Kubeflow RuntimeParameter) the tasks' data paths are relative to.
 
     `beam_pipeline_args` reach the executor through the pipeline (or
     `.with_beam_pipeline_args`), so the decoding runs on any Beam runner.
@@ -53,10 +60,15 @@ class MediaExampleGen(tfx.types.BaseBeamComponent):
     SPEC_CLASS = MediaExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, config: config_lib.Config, data_root: str | None = None):
+    def __init__(self, config: config_lib.IngestConfig, data_root: str):
+        if not isinstance(config, config_lib.IngestConfig):
+            raise TypeError(
+                "MediaExampleGen takes the ingestion's slice: "
+                f"core.config.ingest_config(config), not a {type(config).__name__}"
+            )
         spec = MediaExampleGenSpec(
-            config=json.dumps(config_lib.to_dict(config), sort_keys=True),
-            data_root=config.data_root if data_root is None else data_root,
+            config=config_lib.slice_to_json(config),
+            data_root=data_root,
             examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples),
             quarantine=tfx.dsl.Channel(type=MediaQuarantine),
         )

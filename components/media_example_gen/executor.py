@@ -1,12 +1,12 @@
 """MediaExampleGen's executor: runs the Beam ingestion and records its counts in MLMD.
 
 The decoding itself lives in `beam_ingest.ingest` (shared with `polyvit ingest`); this module
-is the TFX edge: exec properties in, artifact properties out, failure when too much is bad.
+is the TFX edge: exec properties in (the IngestConfig slice and the data root), artifact
+properties out, failure when too much is bad.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -50,14 +50,13 @@ def clips_property_name(split: str) -> str:
     return f"clips_{split}"
 
 
-def config_from_properties(exec_properties: dict[str, Any]) -> config_lib.Config:
-    """The Config the pipeline was built with, re-validated, with the run's data root."""
-    try:
-        data = json.loads(exec_properties[CONFIG_KEY])
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise config_lib.ConfigError(f"MediaExampleGen exec property {CONFIG_KEY!r}: {e}") from e
-    data[DATA_ROOT_KEY] = exec_properties.get(DATA_ROOT_KEY) or data.get(DATA_ROOT_KEY, "")
-    return config_lib.from_dict(data)
+def config_from_properties(exec_properties: dict[str, Any]) -> config_lib.IngestConfig:
+    """The IngestConfig the pipeline was built with, rebuilt strictly (a key the slice does not
+    know, or a value of the wrong type, fails naming it)."""
+    where = f"MediaExampleGen exec property {CONFIG_KEY!r}"
+    if CONFIG_KEY not in exec_properties:
+        raise config_lib.ConfigError(f"{where}: missing")
+    return config_lib.slice_from_json(exec_properties[CONFIG_KEY], config_lib.IngestConfig, where)
 
 
 def examples_properties(clips: dict[tuple[str, str], int]) -> tuple[dict, dict[str, int]]:
@@ -98,7 +97,8 @@ def record_properties(examples, quarantine, summary: beam_ingest.IngestSummary) 
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
-    """Decodes the config's tasks with Beam into the `examples` and `quarantine` artifacts."""
+    """Decodes the IngestConfig's tasks with Beam into the `examples` and `quarantine`
+    artifacts."""
 
     def Do(
         self,
@@ -113,8 +113,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             config,
             output_dir=examples.uri,
             quarantine_dir=quarantine.uri,
-            # Empty when the pipeline sets none: the config's beam_pipeline_args apply then.
-            beam_pipeline_args=list(self._beam_pipeline_args) or None,
+            # The pipeline's (create_pipeline passes the config's beam_pipeline_args there).
+            beam_pipeline_args=list(self._beam_pipeline_args),
+            data_root=exec_properties[DATA_ROOT_KEY],
         )
         examples.split_names = artifact_utils.encode_split_names(list(features.SPLITS))
         examples_utils.set_payload_format(

@@ -19,7 +19,7 @@ import io
 import os
 import posixpath
 
-from core.config import DataSource, Task
+from core.config import DataSource, TaskData
 from core.features import EVAL, TRAIN
 from media import errors, fs
 from media.errors import MediaError, QuarantineRecord
@@ -544,7 +544,7 @@ def assign_splits(task: str, rows: list[_Row], data_root: str, eval_fraction: fl
     return TaskSources(task=task, clips=clips, quarantined=quarantined, vocabulary=vocabulary)
 
 
-def list_task_sources(task: Task, data_root: str, eval_fraction: float) -> TaskSources:
+def list_task_sources(task: TaskData, data_root: str, eval_fraction: float) -> TaskSources:
     """All clips of one task with labels and splits, and the rows that cannot be clips."""
     task_root = fs.join(data_root, task.data.root)
     if not fs.exists(task_root):

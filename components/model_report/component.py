@@ -4,13 +4,12 @@ Inputs: the Evaluator's ModelEvaluation (TFMA output: candidate, and the baselin
 when there was one) and ModelBlessing, the Trainer's Model and ModelRun (training curves and
 the trainer's own eval numbers) and the Examples (label vocabularies). Output: a `ModelReport`
 artifact holding index.html; its `decision` custom property is BLESSED or NOT_BLESSED.
+Parameter: `config_json`, the JSON of the report's slice of the config (report.ReportConfig).
 
 Optional inputs are `InputArtifact[...] = None` (the decorator's form of optional).
 (No `from __future__ import annotations` here: the @component decorator reads the real type
 annotations of the function.)
 """
-
-import json
 
 from tfx import v1 as tfx
 from tfx.types import artifact
@@ -28,8 +27,9 @@ class ModelReportArtifact(artifact.Artifact):
 
 
 def report_config_json(config: config_lib.Config) -> str:
-    """The component's `config_json` parameter."""
-    return json.dumps(config_lib.to_dict(config), sort_keys=True)
+    """The component's `config_json` parameter: the JSON of the report's slice only
+    (report.ReportConfig), so that only edits to what the report shows change it."""
+    return config_lib.slice_to_json(report_lib.report_config(config))
 
 
 @tfx.dsl.components.component
@@ -43,7 +43,9 @@ def ModelReport(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
 ) -> None:
     """Writes the report of `evaluation` into the `report` artifact."""
-    config = config_lib.from_dict(json.loads(config_json))
+    config = config_lib.slice_from_json(
+        config_json, report_lib.ReportConfig, "ModelReport parameter 'config_json'"
+    )
     roots = tuple(a.uri for a in (model_run, model) if a is not None)
     summary = report_lib.write_report(
         report.uri,

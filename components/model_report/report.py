@@ -4,22 +4,63 @@
 <report dir>/<task>_curves.png   training curves (loss, metric, learning rate) per task
 <report dir>/<task>_confusion.png
 <report dir>/summary.json        the numbers behind the page (summarize_report reads it)
+
+The report receives only what it shows (`ReportConfig`: the pipeline's name, each task's name,
+modality, labels and threshold, and the evaluation gate), so that serving, Kubeflow or training
+edits do not change the ModelReport's parameters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import tensorflow as tf
 
 from components.model_report import render, results
-from core.config import Config
+from core.config import Config, Evaluation, LabelType, Modality, TaskThresholds
 from trainer.metrics import headline_metric_name
 
 INDEX = "index.html"
 SUMMARY = "summary.json"
 BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
+
+
+@dataclasses.dataclass
+class ReportTask:
+    """What the report shows of a task."""
+
+    name: str = ""
+    modality: Modality = "image"
+    label_type: LabelType = "single"
+    num_classes: int = 0
+    eval: TaskThresholds = dataclasses.field(default_factory=TaskThresholds)
+
+
+@dataclasses.dataclass
+class ReportConfig:
+    """ModelReport's slice of the config."""
+
+    pipeline_name: str = "polyvit"
+    tasks: list[ReportTask] = dataclasses.field(default_factory=list)
+    evaluation: Evaluation = dataclasses.field(default_factory=Evaluation)
+
+
+def report_config(config: Config) -> ReportConfig:
+    tasks = [
+        ReportTask(
+            name=t.name,
+            modality=t.modality,
+            label_type=t.label_type,
+            num_classes=t.num_classes,
+            eval=t.eval,
+        )
+        for t in config.tasks
+    ]
+    return ReportConfig(
+        pipeline_name=config.pipeline_name, tasks=tasks, evaluation=config.evaluation
+    )
 
 
 def blessing_decision(blessing_uri: str | None) -> bool | None:
@@ -33,7 +74,7 @@ def blessing_decision(blessing_uri: str | None) -> bool | None:
     return None
 
 
-def configured_thresholds(config: Config, has_baseline: bool) -> dict[str, dict[str, str]]:
+def configured_thresholds(config: ReportConfig, has_baseline: bool) -> dict[str, dict[str, str]]:
     """{task: {metric: text}}: the evaluation gate (components/evaluation), as the report says."""
     result = {}
     for task in config.tasks:
@@ -68,7 +109,7 @@ def _overall(metrics: dict, model: str, task: str) -> dict:
 
 
 def build_summary(
-    config: Config,
+    config: ReportConfig,
     evaluation_uri: str,
     *,
     blessing_uri: str | None = None,
@@ -110,7 +151,7 @@ def build_summary(
 
 def write_report(
     output_dir: str,
-    config: Config,
+    config: ReportConfig,
     evaluation_uri: str,
     *,
     blessing_uri: str | None = None,

@@ -55,7 +55,9 @@ def run_transform(config, examples_uri: str, output_uri: str) -> str:
         {"transform_graph": [graph]},
         {
             "preprocessing_fn": "transforms.preprocessing.preprocessing_fn",
-            "custom_config": json.dumps(config_lib.to_custom_config(config)),
+            "custom_config": json.dumps(
+                config_lib.to_custom_config(config_lib.transform_config(config))
+            ),
             "splits_config": json_format.MessageToJson(
                 transform_pb2.SplitsConfig(analyze=[keys.TRAIN])
             ),

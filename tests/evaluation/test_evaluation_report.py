@@ -130,7 +130,10 @@ def test_report_shows_every_task_with_pictures_baseline_and_decision(
     with open(os.path.join(report_dir, report.INDEX)) as f:
         page.feed(f.read())
     summary = report.build_summary(
-        config, trained_run[3], blessing_uri=trained_run[4], model_roots=trained_run[1:3]
+        report.report_config(config),
+        trained_run[3],
+        blessing_uri=trained_run[4],
+        model_roots=trained_run[1:3],
     )
     assert sorted(page.images) == sorted(records.VOCABULARIES)
     for task in config.tasks:
@@ -163,7 +166,7 @@ def test_report_names_the_failed_task_and_threshold_and_the_summary_prints_it(
     evaluation_uri, blessing_uri, blessed = runs.run_evaluator(
         strict, examples[0], model_uri, str(eval_workdir / "strict_eval")
     )
-    scores = report.build_summary(strict, evaluation_uri)["tasks"]
+    scores = report.build_summary(report.report_config(strict), evaluation_uri)["tasks"]
     # The eval records give one dtmf input two labels (records.AMBIGUOUS_EVAL_TASKS): no model
     # reaches 1.0 there, so the threshold fails whatever the few training steps learnt.
     assert next(t for t in scores if t["name"] == "dtmf")["metrics"]["top1"] < 1.0

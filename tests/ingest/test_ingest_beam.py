@@ -15,7 +15,7 @@ from PIL import Image
 
 from components.media_example_gen import beam_ingest, sources
 from core import features
-from core.config import Config, Ingestion
+from core.config import IngestConfig, Ingestion, ingest_config
 from media import errors
 from tests.support import configs
 from tests.support.media import (
@@ -102,7 +102,7 @@ def make_corpus(root: str) -> dict:
     }
 
 
-def corpus_config(root: str) -> Config:
+def corpus_config() -> IngestConfig:
     tasks = {
         "motion": configs.task(
             "video", 2, data={"root": "motion", "train": "train", "eval": "val"}
@@ -114,7 +114,7 @@ def corpus_config(root: str) -> Config:
         ),
         "shapes": configs.task("image", 2, "shapes"),
     }
-    return configs.build({"data_root": root, "tasks": tasks, "ingestion": dataclasses.asdict(ING)})
+    return ingest_config(configs.build({"tasks": tasks, "ingestion": dataclasses.asdict(ING)}))
 
 
 def read_split(output: str, task: str, split: str) -> list:
@@ -147,8 +147,10 @@ def read_split(output: str, task: str, split: str) -> list:
 def test_corpus_end_to_end_multi_processing(tmp_path):
     root, output, quarantine = str(tmp_path / "data"), str(tmp_path / "out"), str(tmp_path / "q")
     expected = make_corpus(root)
-    config = corpus_config(root)
-    summary = beam_ingest.ingest(config, output, quarantine, MULTI_PROCESS, progress=True)
+    config = corpus_config()
+    summary = beam_ingest.ingest(
+        config, output, quarantine, MULTI_PROCESS, data_root=root, progress=True
+    )
 
     # Every bad input quarantined with the right reason, named in the quarantine file.
     with open(os.path.join(quarantine, beam_ingest.QUARANTINE_FILE)) as f:
@@ -254,9 +256,11 @@ def test_summary_threshold_and_properties():
 def test_output_with_old_records_is_refused(tmp_path):
     root = str(tmp_path / "data")
     write_png(f"{root}/shapes/circle/0.png")
-    config = configs.build(
-        {"data_root": root, "tasks": {"shapes": configs.task("image", 1, "shapes")}}
+    config = ingest_config(
+        configs.build({"tasks": {"shapes": configs.task("image", 1, "shapes")}})
     )
     write_bytes(str(tmp_path / "out" / "Split-train" / "shapes-00000-of-00001.gz"), b"old")
     with pytest.raises(beam_ingest.IngestError, match="already holds records"):
-        beam_ingest.ingest(config, str(tmp_path / "out"), str(tmp_path / "q"), progress=False)
+        beam_ingest.ingest(
+            config, str(tmp_path / "out"), str(tmp_path / "q"), data_root=root, progress=False
+        )

@@ -17,7 +17,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_flags_build_a_one_task_config(tmp_path):
+def test_flags_build_a_one_task_ingest_config(tmp_path):
     args = parse(
         ["--modality", "audio", "--layout", "audioset_csv", "--fps", "4", "--clip-seconds", "1.5"]
         + ["--train", "tr.csv", "--media-dir", "audio", str(tmp_path / "as"), str(tmp_path / "o")]
@@ -31,7 +31,7 @@ def test_flags_build_a_one_task_config(tmp_path):
         "tr.csv",
         "audio",
     )
-    assert config.data_root == str(tmp_path)
+    assert cli.data_root(args) == str(tmp_path)
     assert (config.ingestion.fps, config.ingestion.clip_seconds) == (4.0, 1.5)
     assert config.ingestion.sample_rate == 16000  # the config's default
 

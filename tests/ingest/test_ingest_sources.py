@@ -10,7 +10,7 @@ import os
 import pytest
 
 from components.media_example_gen import sources
-from core.config import DataSource, Task
+from core.config import DataSource, TaskData
 from media import errors
 
 
@@ -30,7 +30,7 @@ def write(root, rel: str, text: str) -> None:
 
 
 def list_task(root, data: DataSource, modality="video", eval_fraction=0.2, name="t"):
-    task = Task(name=name, modality=modality, data=data, num_classes=1)
+    task = TaskData(name=name, modality=modality, data=data)
     return sources.list_task_sources(task, str(root), eval_fraction)
 
 

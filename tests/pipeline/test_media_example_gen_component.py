@@ -27,25 +27,33 @@ def corpus(tmp_path_factory):
     return root, write_corpus(root)
 
 
-def test_spec_carries_the_config_and_data_root():
-    config = corpus_config("original_root")
-    component = MediaExampleGen(config, data_root="run_root").with_beam_pipeline_args(
+def test_spec_carries_the_ingest_config_and_data_root():
+    ingest = config_lib.ingest_config(corpus_config("original_root"))
+    component = MediaExampleGen(ingest, data_root="run_root").with_beam_pipeline_args(
         ["--direct_num_workers=1"]
     )
     assert set(component.outputs) == {"examples", "quarantine"}
     assert component.outputs["examples"].type is tfx.types.standard_artifacts.Examples
     assert component.outputs["quarantine"].type is MediaQuarantine
-    rebuilt = executor_lib.config_from_properties(component.exec_properties)
-    assert rebuilt.data_root == "run_root"
-    assert config_lib.to_dict(rebuilt) == {**config_lib.to_dict(config), "data_root": "run_root"}
-    assert MediaExampleGen(config).exec_properties["data_root"] == "original_root"
+    assert component.exec_properties["data_root"] == "run_root"
+    assert executor_lib.config_from_properties(component.exec_properties) == ingest
 
 
-def test_a_config_that_breaks_the_contract_fails_naming_the_key():
-    bad = json.loads(MediaExampleGen(corpus_config("x")).exec_properties["config"])
-    bad["tasks"][0]["num_classes"] = 0
-    with pytest.raises(config_lib.ConfigError, match="num_classes"):
-        executor_lib.config_from_properties({"config": json.dumps(bad), "data_root": "x"})
+def test_a_whole_config_is_refused():
+    with pytest.raises(TypeError, match="ingest_config"):
+        MediaExampleGen(corpus_config("x"), data_root="x")
+
+
+def test_a_property_that_is_no_ingest_config_fails_naming_the_key():
+    good = MediaExampleGen(config_lib.ingest_config(corpus_config("x")), "x").exec_properties
+    unknown = json.loads(good["config"])
+    unknown["tasks"][0]["num_classes"] = 2  # the Trainer's business, not the ingestion's
+    with pytest.raises(config_lib.ConfigError, match=r"tasks\.shapes\.num_classes: unknown key"):
+        executor_lib.config_from_properties({"config": json.dumps(unknown), "data_root": "x"})
+    wrong = json.loads(good["config"])
+    wrong["ingestion"]["fps"] = "fast"
+    with pytest.raises(config_lib.ConfigError, match=r"ingestion\.fps: expected a number"):
+        executor_lib.config_from_properties({"config": json.dumps(wrong), "data_root": "x"})
     with pytest.raises(config_lib.ConfigError, match="exec property 'config'"):
         executor_lib.config_from_properties({"config": "{not json", "data_root": "x"})
 
@@ -55,7 +63,8 @@ def _run_executor(tmp_path, config_dict: dict, data_root: str):
     examples.uri = str(tmp_path / "examples")
     quarantine = MediaQuarantine()
     quarantine.uri = str(tmp_path / "quarantine")
-    properties = MediaExampleGen(config_lib.from_dict(config_dict), data_root).exec_properties
+    config = config_lib.ingest_config(config_lib.from_dict(config_dict))
+    properties = MediaExampleGen(config, data_root).exec_properties
     executor_lib.Executor().Do(
         {}, {"examples": [examples], "quarantine": [quarantine]}, dict(properties)
     )
