@@ -32,7 +32,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.media_example_gen import sources
 from core import features
-from core.config import Config, ConfigError, Ingestion
+from core.config import Config, Ingestion
 from media import decode, dmvr, fs
 from media.errors import MediaError, QuarantineRecord
 
@@ -142,28 +142,6 @@ def work_items(config: Config, listing: sources.TaskSources) -> list[WorkItem]:
         WorkItem(task.name, task.modality, clip, tuple(index[label] for label in clip.labels))
         for clip in listing.clips
     ]
-
-
-def check_ingestion(ingestion: Ingestion) -> None:
-    """The ingestion fields this pipeline relies on, checked before any work starts."""
-    positive = {
-        "fps": ingestion.fps,
-        "short_side": ingestion.short_side,
-        "clip_seconds": ingestion.clip_seconds,
-        "sample_rate": ingestion.sample_rate,
-        "max_resolution": ingestion.max_resolution,
-    }
-    for name, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"ingestion.{name}: must be positive, got {value}")
-    if not 1 <= ingestion.jpeg_quality <= 100:
-        raise ConfigError(
-            f"ingestion.jpeg_quality: must be in [1, 100], got {ingestion.jpeg_quality}"
-        )
-    if not 0.0 <= ingestion.eval_fraction < 1.0:
-        raise ConfigError("ingestion.eval_fraction: must be in [0, 1)")
-    if not 0.0 <= ingestion.max_bad_fraction <= 1.0:
-        raise ConfigError("ingestion.max_bad_fraction: must be in [0, 1]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,7 +393,6 @@ def ingest(
     when a task's data as a whole is unusable; bad individual inputs are only counted and
     quarantined: call `summary.check()` to apply `ingestion.max_bad_fraction`.
     """
-    check_ingestion(config.ingestion)
     _refuse_existing_records(config, output_dir)
     listings = [
         sources.list_task_sources(task, config.data_root, config.ingestion.eval_fraction)
