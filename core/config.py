@@ -1,8 +1,9 @@
 """The one typed configuration: tasks, ingestion, model sizes, training, evaluation, serving.
 
 Everything tunable lives here and is loaded from YAML (`configs/*.yaml`) with `--set key=value`
-overrides. Loading is strict: an unknown key, a value of the wrong type or a task without data
-fails at once with a message that names the key (e.g. `tasks.digits.batch_size`).
+overrides. Loading is strict: an unknown key, a value of the wrong type, a task without data or
+a value that breaks a rule (`validate`: every range, positivity and consistency rule of every
+section) fails at once with a message that names the key (e.g. `tasks.digits.batch_size`).
 """
 
 from __future__ import annotations
