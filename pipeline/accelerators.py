@@ -9,17 +9,18 @@ runs as a task on the cluster (`trainer_backend: kubernetes`) or as a Vertex AI 
   - `trainer_component_class(config)` and `trainer_custom_config(config)`: the TFX Trainer class
     (standard or google_cloud_ai_platform) and the custom_config keys that carry the Vertex job.
 Everything here is pure except `trainer_component_class` (TFX). The strategy itself is built
-by trainer/strategies.py from the name `strategy_for` returns.
+by trainer/strategies.py from the name `strategy_for` returns. The rules on these settings
+(quantities, TPU type and topology, Vertex project, a strategy that contradicts the
+accelerator) are checked when the config loads (core.config), so this module trusts them.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import Config, ConfigError, Kubeflow, Training
+from core.config import Config, Kubeflow, Training
+from core.quantities import cpu_cores, memory_gigabytes, tpu_chip_count
 
 # Names Kubernetes and GKE define (facts of the platform, not tunables).
 # KFP's open-source backend uses the accelerator type as the container's resource limit name.
@@ -30,35 +31,6 @@ GKE_TPU_LABEL = "cloud.google.com/gke-tpu-accelerator"
 GKE_TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 # GKE taints accelerator node pools with `<resource>=present:NoSchedule`.
 _TAINT_EFFECT = "NoSchedule"
-
-# Chips one TPU VM host holds, per GKE TPU type: a single KFP task is one pod on one host, so a
-# slice larger than this needs a multi-host job (the Vertex route).
-TPU_CHIPS_PER_HOST = {
-    "tpu-v4-podslice": 4,
-    "tpu-v5p-slice": 4,
-    "tpu-v5-lite-podslice": 8,
-    "tpu-v5-lite-device": 8,
-    "tpu-v6e-slice": 8,
-}
-
-_CPU_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
-_MEMORY_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(E|P|T|G|M|K|Ei|Pi|Ti|Gi|Mi|Ki)?$")
-# KFP's PipelineSpec expresses memory in gigabytes (10^9 bytes).
-_BYTES_PER_UNIT = {
-    None: 1,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
 
 
 @dataclass(frozen=True)
@@ -77,57 +49,17 @@ class TrainerResources:
         return not (self.accelerator_count or self.cpu or self.memory or self.node_selector)
 
 
-def tpu_chip_count(topology: str) -> int:
-    """Chips in a TPU topology such as `2x2x1` (v4/v5p) or `2x4` (v5e/v6e)."""
-    parts = topology.split("x")
-    if not topology or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ConfigError(
-            f"kubeflow.tpu_topology: {topology!r} is not a topology like 2x2x1 or 2x4"
-        )
-    return math.prod(int(p) for p in parts)
-
-
-def cpu_cores(quantity: str) -> float:
-    """A Kubernetes CPU quantity ("8", "2.5", "500m") in cores."""
-    match = _CPU_QUANTITY.match(quantity)
-    if not match:
-        raise ConfigError(
-            f"kubeflow.trainer_cpu: {quantity!r} is not a CPU quantity like 8 or 500m"
-        )
-    value = float(match.group(1))
-    return value / 1000 if match.group(2) else value
-
-
-def memory_gigabytes(quantity: str) -> float:
-    """A Kubernetes memory quantity ("32Gi", "500M", "1073741824") in GB, as PipelineSpec wants."""
-    match = _MEMORY_QUANTITY.match(quantity)
-    if not match:
-        raise ConfigError(
-            f"kubeflow.trainer_memory: {quantity!r} is not a memory quantity like 32Gi or 500M"
-        )
-    return float(match.group(1)) * _BYTES_PER_UNIT[match.group(2)] / 1e9
-
-
 def _accelerator_toleration(resource: str) -> dict[str, str]:
     return {"key": resource, "operator": "Exists", "effect": _TAINT_EFFECT}
 
 
 def trainer_resources(kubeflow: Kubeflow) -> TrainerResources:
-    """The Trainer pod's requests for `trainer_backend: kubernetes`; raises ConfigError naming the
-    field when the accelerator settings cannot be met by one pod."""
-    if kubeflow.trainer_cpu:
-        cpu_cores(kubeflow.trainer_cpu)
-    if kubeflow.trainer_memory:
-        memory_gigabytes(kubeflow.trainer_memory)
+    """The Trainer pod's requests for `trainer_backend: kubernetes`, for a loaded config
+    (core.config has checked that one pod can meet the accelerator settings)."""
     common = {"cpu": kubeflow.trainer_cpu, "memory": kubeflow.trainer_memory}
     if kubeflow.trainer_accelerator == "cpu":
         return TrainerResources(**common)
     if kubeflow.trainer_accelerator == "gpu":
-        if kubeflow.gpu_count <= 0:
-            raise ConfigError(
-                f"kubeflow.gpu_count: must be positive when trainer_accelerator is gpu, "
-                f"got {kubeflow.gpu_count}"
-            )
         selector = {GKE_GPU_LABEL: kubeflow.gpu_type} if kubeflow.gpu_type else {}
         return TrainerResources(
             accelerator_type=GPU_RESOURCE,
@@ -136,19 +68,7 @@ def trainer_resources(kubeflow: Kubeflow) -> TrainerResources:
             tolerations=(_accelerator_toleration(GPU_RESOURCE),),
             **common,
         )
-    if kubeflow.tpu_type not in TPU_CHIPS_PER_HOST:
-        raise ConfigError(
-            f"kubeflow.tpu_type: {kubeflow.tpu_type!r} is not a GKE TPU type; "
-            f"choose one of {sorted(TPU_CHIPS_PER_HOST)}"
-        )
     chips = tpu_chip_count(kubeflow.tpu_topology)
-    per_host = TPU_CHIPS_PER_HOST[kubeflow.tpu_type]
-    if chips > per_host:
-        raise ConfigError(
-            f"kubeflow.tpu_topology: {kubeflow.tpu_topology} has {chips} chips but one "
-            f"{kubeflow.tpu_type} host holds {per_host}; a multi-host slice cannot run as one "
-            "KFP task: pick a single-host topology or set kubeflow.trainer_backend: vertex"
-        )
     return TrainerResources(
         accelerator_type=TPU_RESOURCE,
         accelerator_count=chips,
@@ -199,34 +119,21 @@ def kubernetes_executor_config(resources: TrainerResources) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # The trainer's tf.distribute strategy.
 
-_STRATEGY_FOR_ACCELERATOR = {"tpu": "tpu"}
-
 
 def strategy_for(kubeflow: Kubeflow, training: Training) -> str:
     """The tf.distribute strategy name (config.Strategy) for where the Trainer runs.
 
     `training.strategy: default` means "pick from the accelerator": TPU -> tpu, several GPUs ->
-    mirrored, one GPU or CPU -> default. An explicit strategy that contradicts the accelerator
-    is a configuration error rather than a silent fallback.
+    mirrored, one GPU or CPU -> default. An explicit strategy is kept: core.config refuses one
+    that contradicts the accelerator.
     """
-    accelerator = kubeflow.trainer_accelerator
-    explicit = training.strategy
-    if explicit == "default":
-        if accelerator == "tpu":
-            return "tpu"
-        if accelerator == "gpu" and kubeflow.gpu_count > 1:
-            return "mirrored"
-        return "default"
-    if explicit == "tpu" and accelerator != "tpu":
-        raise ConfigError(
-            f"training.strategy: tpu needs kubeflow.trainer_accelerator: tpu, got {accelerator}"
-        )
-    if accelerator == "tpu" and explicit != "tpu":
-        raise ConfigError(
-            f"training.strategy: {explicit} cannot drive a TPU; use tpu or default "
-            "(kubeflow.trainer_accelerator is tpu)"
-        )
-    return explicit
+    if training.strategy != "default":
+        return training.strategy
+    if kubeflow.trainer_accelerator == "tpu":
+        return "tpu"
+    if kubeflow.trainer_accelerator == "gpu" and kubeflow.gpu_count > 1:
+        return "mirrored"
+    return "default"
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,11 +145,6 @@ def vertex_worker_pool_specs(kubeflow: Kubeflow) -> list[dict[str, Any]]:
     pipeline image (TFX's Vertex runner puts its own entry point into the container spec)."""
     machine: dict[str, Any] = {"machine_type": kubeflow.vertex_machine_type}
     if kubeflow.vertex_accelerator_type:
-        if kubeflow.vertex_accelerator_count <= 0:
-            raise ConfigError(
-                "kubeflow.vertex_accelerator_count: must be positive when "
-                f"vertex_accelerator_type is set, got {kubeflow.vertex_accelerator_count}"
-            )
         machine["accelerator_type"] = kubeflow.vertex_accelerator_type
         machine["accelerator_count"] = kubeflow.vertex_accelerator_count
     return [
@@ -260,8 +162,6 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
     kubeflow = config.kubeflow
     if kubeflow.trainer_backend != "vertex":
         return {}
-    if not kubeflow.vertex_project:
-        raise ConfigError("kubeflow.vertex_project: needed when trainer_backend is vertex")
     from tfx.v1.extensions import google_cloud_ai_platform as gcai
 
     return {

@@ -209,7 +209,6 @@ def compile_pipeline(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(PipelineSpec, PlatformSpec) dicts for `config` (or for a ready TFX `pipeline`)."""
     resources = accelerators.trainer_task_resources(config)
-    accelerators.strategy_for(config.kubeflow, config.training)  # fail early on a contradiction
     if pipeline is None:
         pipeline = build_pipeline(config)
     spec = tfx_pipeline_spec(pipeline, image or config.kubeflow.image)

@@ -113,7 +113,6 @@ def train(
     """
     training = config.training
     total_steps = int(total_steps or training.steps)
-    _check_training(training, total_steps)
     _check_patterns(config, train_patterns, "train")
     if eval_patterns is not None:
         _check_patterns(config, eval_patterns, "eval")
@@ -573,23 +572,6 @@ def _default_make_dataset(*args, **kwargs):
     from transforms.input_pipeline import make_dataset
 
     return make_dataset(*args, **kwargs)
-
-
-def _check_training(training, total_steps: int) -> None:
-    """Values the loop divides by or counts with; the message names the field."""
-    positive = {
-        "training.steps": total_steps,
-        "training.log_every": training.log_every,
-        "training.checkpoint_every": training.checkpoint_every,
-        "training.checkpoints_to_keep": training.checkpoints_to_keep,
-        "training.learning_rate": training.learning_rate,
-    }
-    for key, value in positive.items():
-        if not value > 0:
-            raise ConfigError(f"{key}: must be positive, got {value}")
-    for key in ("warmup_steps", "grad_clip_norm", "weight_decay", "eval_steps", "eval_batch_size"):
-        if getattr(training, key) < 0:
-            raise ConfigError(f"training.{key}: must not be negative, got {getattr(training, key)}")
 
 
 def _check_patterns(config: TrainerConfig, patterns: Mapping[str, str], split: str) -> None:

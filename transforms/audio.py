@@ -13,66 +13,15 @@ training saw.
 
 from __future__ import annotations
 
-import math
-
 import tensorflow as tf
 
+from core.audio_framing import clip_samples, frame_params, mel_range, num_spectrogram_frames
 from core.config import Inputs
 from transforms.video import clip_starts
 
 # Added to the mel energies before the log: keeps digital silence finite (log(1e-6) = -13.8)
 # while staying far below the energy of any audible signal.
 LOG_OFFSET = 1e-6
-
-
-def clip_samples(inputs: Inputs) -> int:
-    """Samples in one audio clip at the model's rate."""
-    return int(round(inputs.audio_seconds * inputs.audio_sample_rate))
-
-
-def frame_params(inputs: Inputs) -> tuple[int, int, int]:
-    """(window, hop, fft_length) in samples."""
-    window = int(round(inputs.audio_window_ms * inputs.audio_sample_rate / 1000.0))
-    hop = int(round(inputs.audio_hop_ms * inputs.audio_sample_rate / 1000.0))
-    fft_length = 2 ** int(math.ceil(math.log2(max(window, 2))))
-    return window, hop, fft_length
-
-
-def num_spectrogram_frames(inputs: Inputs) -> int:
-    window, hop, _ = frame_params(inputs)
-    return 1 + (clip_samples(inputs) - window) // hop
-
-
-def mel_range(inputs: Inputs) -> tuple[float, float]:
-    nyquist = inputs.audio_sample_rate / 2.0
-    return inputs.mel_min_hz, (inputs.mel_max_hz or nyquist)
-
-
-def check_inputs(inputs: Inputs) -> None:
-    """Raises ValueError naming the `inputs.*` field that makes the audio shape impossible."""
-    if inputs.audio_sample_rate <= 0:
-        raise ValueError(
-            f"inputs.audio_sample_rate: must be positive, got {inputs.audio_sample_rate}"
-        )
-    window, hop, _ = frame_params(inputs)
-    if window < 2 or hop < 1:
-        raise ValueError(
-            f"inputs.audio_window_ms / audio_hop_ms: {inputs.audio_window_ms} ms / "
-            f"{inputs.audio_hop_ms} ms give a window of {window} and a hop of {hop} samples"
-        )
-    if clip_samples(inputs) < window:
-        raise ValueError(
-            f"inputs.audio_seconds: {inputs.audio_seconds} s is shorter than one window "
-            f"({inputs.audio_window_ms} ms)"
-        )
-    if inputs.num_mel_bins <= 0:
-        raise ValueError(f"inputs.num_mel_bins: must be positive, got {inputs.num_mel_bins}")
-    low, high = mel_range(inputs)
-    if not 0.0 <= low < high <= inputs.audio_sample_rate / 2.0:
-        raise ValueError(
-            f"inputs.mel_min_hz / mel_max_hz: need 0 <= {low} < {high} <= the Nyquist "
-            f"frequency {inputs.audio_sample_rate / 2.0} Hz"
-        )
 
 
 def resample(waveform: tf.Tensor, from_rate: tf.Tensor, to_rate: int) -> tf.Tensor:

@@ -70,8 +70,9 @@ def feature_shape(task: Task, inputs: Inputs) -> tuple[int, ...]:
     return _shape_for(modality_key(task), inputs)
 
 
-def _check(task: Task, inputs: Inputs, modality: str, num_clips: int) -> None:
-    """Fails before any graph is built, naming the config field at fault."""
+def _check_num_clips(task: Task, modality: str, num_clips: int) -> None:
+    """Fails before any graph is built on a bad `num_clips` argument (the config's values were
+    checked when it loaded: core.config)."""
     if num_clips < 1:
         raise ValueError(f"num_clips: must be at least 1, got {num_clips}")
     if modality == IMAGE and num_clips > 1:
@@ -79,25 +80,6 @@ def _check(task: Task, inputs: Inputs, modality: str, num_clips: int) -> None:
             f"num_clips: {num_clips} clips of a still image (task {task.name!r}) would be copies; "
             "use 1 for image tasks"
         )
-    if task.num_classes <= 0:
-        raise ValueError(f"tasks.{task.name}.num_classes: must be positive")
-    if modality in (IMAGE, VIDEO):
-        for name in ("image_size", "video_size", "num_frames", "frame_stride"):
-            if getattr(inputs, name) <= 0:
-                raise ValueError(f"inputs.{name}: must be positive, got {getattr(inputs, name)}")
-        if not 0.0 < inputs.crop_min_area <= inputs.crop_max_area <= 1.0:
-            raise ValueError(
-                "inputs.crop_min_area / crop_max_area: need 0 < min <= max <= 1, got "
-                f"{inputs.crop_min_area} / {inputs.crop_max_area}"
-            )
-        if inputs.crop_max_aspect < 1.0:
-            raise ValueError(f"inputs.crop_max_aspect: must be >= 1, got {inputs.crop_max_aspect}")
-        if not 0.0 < inputs.eval_crop_fraction <= 1.0:
-            raise ValueError(
-                f"inputs.eval_crop_fraction: must be in (0, 1], got {inputs.eval_crop_fraction}"
-            )
-    else:
-        audio.check_inputs(inputs)
 
 
 def _pipeline_seed(seed: int, pipeline_id: int) -> int:
@@ -264,7 +246,7 @@ def make_dataset(
     `repeat` defaults to `training`. `drop_remainder=False` keeps an evaluation's last partial
     batch (dynamic batch dimension: not for TPU)."""
     modality = modality or modality_key(task)
-    _check(task, inputs, modality, num_clips)
+    _check_num_clips(task, modality, num_clips)
     if batch_size <= 0:
         raise ValueError(f"batch_size: must be positive, got {batch_size}")
     if repeat is None:
@@ -336,7 +318,7 @@ def preprocess_serialized(
     """Serialized DMVR SequenceExamples [N] -> {modality: float32 [N, (num_clips,) *shape]},
     exactly what make_dataset(training=False) yields for the same records."""
     modality = modality or modality_key(task)
-    _check(task, inputs, modality, num_clips)
+    _check_num_clips(task, modality, num_clips)
     shape = _shape_for(modality, inputs)
     if num_clips > 1:
         shape = (num_clips, *shape)
@@ -390,7 +372,7 @@ def preprocess_raw(
     [N, T, H, W, 3] (at the records' frame rate) or float32 waveforms [N, samples] in [-1, 1] at
     `sample_rate` (default inputs.audio_sample_rate; others are resampled)."""
     modality = modality or modality_key(task)
-    _check(task, inputs, modality, num_clips)
+    _check_num_clips(task, modality, num_clips)
     tensor = tf.convert_to_tensor(tensor)
     _check_raw(tensor, modality)
     shape = _shape_for(modality, inputs)

@@ -34,7 +34,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.media_example_gen import sources
 from core import features
-from core.config import ConfigError, IngestConfig, Ingestion, TaskData
+from core.config import IngestConfig, Ingestion, TaskData
 from media import decode, dmvr, fs
 from media.errors import MediaError, QuarantineRecord
 
@@ -146,28 +146,6 @@ def work_items(task: TaskData, listing: sources.TaskSources) -> list[WorkItem]:
         WorkItem(task.name, task.modality, clip, tuple(index[label] for label in clip.labels))
         for clip in listing.clips
     ]
-
-
-def check_ingestion(ingestion: Ingestion) -> None:
-    """The ingestion fields this pipeline relies on, checked before any work starts."""
-    positive = {
-        "fps": ingestion.fps,
-        "short_side": ingestion.short_side,
-        "clip_seconds": ingestion.clip_seconds,
-        "sample_rate": ingestion.sample_rate,
-        "max_resolution": ingestion.max_resolution,
-    }
-    for name, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"ingestion.{name}: must be positive, got {value}")
-    if not 1 <= ingestion.jpeg_quality <= 100:
-        raise ConfigError(
-            f"ingestion.jpeg_quality: must be in [1, 100], got {ingestion.jpeg_quality}"
-        )
-    if not 0.0 <= ingestion.eval_fraction < 1.0:
-        raise ConfigError("ingestion.eval_fraction: must be in [0, 1)")
-    if not 0.0 <= ingestion.max_bad_fraction <= 1.0:
-        raise ConfigError("ingestion.max_bad_fraction: must be in [0, 1]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,7 +395,6 @@ def ingest(
     unusable; bad individual inputs are only counted and quarantined: call `summary.check()`
     to apply `ingestion.max_bad_fraction`.
     """
-    check_ingestion(config.ingestion)
     task_names = [task.name for task in config.tasks]
     _refuse_existing_records(task_names, output_dir)
     listings = [

@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import kfp_tiny_pipeline  # noqa: E402
 
 from core import config as config_lib  # noqa: E402
-from core.config import ConfigError, Kubeflow, Training  # noqa: E402
+from core import quantities  # noqa: E402
+from core.config import Kubeflow, Training  # noqa: E402
 from pipeline import accelerators, cli, kubeflow_runner  # noqa: E402
 from tests.support import configs  # noqa: E402
 
@@ -59,27 +60,18 @@ def test_tpu_resources_ask_for_the_slice_on_one_host():
     )
 
 
-@pytest.mark.parametrize(
-    "kubeflow, field",
-    [
-        (Kubeflow(trainer_accelerator="tpu", tpu_topology="2x2x4"), "kubeflow.tpu_topology"),
-        (Kubeflow(trainer_accelerator="tpu", tpu_topology="2by2"), "kubeflow.tpu_topology"),
-        (Kubeflow(trainer_accelerator="tpu", tpu_type="tpu-v9"), "kubeflow.tpu_type"),
-        (Kubeflow(trainer_accelerator="gpu", gpu_count=0), "kubeflow.gpu_count"),
-        (Kubeflow(trainer_cpu="eight"), "kubeflow.trainer_cpu"),
-        (Kubeflow(trainer_memory="32 GB"), "kubeflow.trainer_memory"),
-    ],
-)
-def test_impossible_requests_name_the_field(kubeflow, field):
-    with pytest.raises(ConfigError, match=field):
-        accelerators.trainer_resources(kubeflow)
-
-
 def test_quantities():
-    assert accelerators.cpu_cores("500m") == 0.5
-    assert accelerators.cpu_cores("8") == 8.0
-    assert accelerators.memory_gigabytes("32Gi") == pytest.approx(34.359738368)
-    assert accelerators.memory_gigabytes("500M") == 0.5
+    assert quantities.cpu_cores("500m") == 0.5
+    assert quantities.cpu_cores("8") == 8.0
+    assert quantities.memory_gigabytes("32Gi") == pytest.approx(34.359738368)
+    assert quantities.memory_gigabytes("500M") == 0.5
+    assert quantities.tpu_chip_count("2x2x4") == 16
+    with pytest.raises(ValueError, match="500 GB"):
+        quantities.memory_gigabytes("500 GB")
+
+
+# The rules on these settings (impossible requests, contradicting strategies, a Vertex job
+# without a project) are checked when the config loads: tests/foundation/test_config_rules.py.
 
 
 @pytest.mark.parametrize(
@@ -99,17 +91,6 @@ def test_quantities():
 )
 def test_strategy_for(kubeflow, strategy, expected):
     assert accelerators.strategy_for(kubeflow, Training(strategy=strategy)) == expected
-
-
-def test_strategy_contradicting_the_accelerator_is_an_error():
-    with pytest.raises(ConfigError, match="training.strategy"):
-        accelerators.strategy_for(
-            Kubeflow(trainer_accelerator="gpu", gpu_count=1), Training(strategy="tpu")
-        )
-    with pytest.raises(ConfigError, match="training.strategy"):
-        accelerators.strategy_for(
-            Kubeflow(trainer_accelerator="tpu"), Training(strategy="mirrored")
-        )
 
 
 # ---- the compiled spec ---------------------------------------------------------------------
@@ -224,11 +205,6 @@ def test_vertex_route_carries_the_custom_job_and_no_pod_accelerator():
     ]
 
 
-def test_vertex_route_needs_a_project():
-    with pytest.raises(ConfigError, match="kubeflow.vertex_project"):
-        accelerators.trainer_custom_config(make_config(trainer_backend="vertex"))
-
-
 def test_json_package_is_the_pipeline_spec(tmp_path):
     spec, platform = compiled(make_config())
     path = str(tmp_path / "p.json")
@@ -253,12 +229,13 @@ def test_compile_command_rejects_bad_output_and_config(tmp_path, capsys):
     args = parser.parse_args(["--config", str(config), "--output", str(tmp_path / "p.txt")])
     assert kubeflow_runner.compile(args) == 2
     assert "p.txt" in capsys.readouterr().err
-    # A config error is reported by the CLI's one handler, as for every subcommand.
+    # A bad config value is a ConfigError, which `polyvit` reports for every subcommand.
     argv = ["compile", "--config", str(config), "--output", str(tmp_path / "p.yaml")]
     argv += ["--set", "kubeflow.trainer_accelerator=tpu", "--set", "kubeflow.tpu_topology=4x4x4"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("polyvit compile: ") and "kubeflow.tpu_topology" in err
+    assert err.startswith("polyvit compile: ")
+    assert "kubeflow.tpu_topology: 4x4x4 has 64 chips" in err
     assert not (tmp_path / "p.yaml").exists()
 
 

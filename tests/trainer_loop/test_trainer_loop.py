@@ -121,13 +121,8 @@ def test_a_finished_run_restarted_does_not_train_again(tmp_path):
     assert again.start_step == 10 and again.history == []
 
 
-@pytest.mark.parametrize(
-    "field, value", [("log_every", 0), ("checkpoint_every", -1), ("warmup_steps", -5)]
-)
-def test_bad_training_values_name_the_field(tmp_path, field, value):
-    config = standins.standin_config("weighted", steps=4, **{field: value})
-    with pytest.raises(ConfigError, match=f"training.{field}"):
-        _train(config, tmp_path)
+# Bad training values (log_every 0, ...) are refused when the config loads:
+# tests/foundation/test_config_rules.py.
 
 
 def test_batch_not_divisible_by_replicas_names_the_field(tmp_path):
