@@ -39,8 +39,11 @@ demo: install demo-data
 	$(BIN)/polyvit run --config configs/demo.yaml --set data_root=$(DEMO_DATA)
 	$(BIN)/python -m pipeline.serve_demo --config configs/demo.yaml --data-root $(DEMO_DATA)
 
+# The same checks as .pre-commit-config.yaml: lint rules, formatting, types (pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-unit: install
 	$(BIN)/pytest -m "not e2e"

@@ -353,7 +353,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Returns `value` as type `tp`, or raises ConfigError naming `key`."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
         return _build(tp, value, key)

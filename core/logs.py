@@ -56,16 +56,16 @@ HARMLESS: tuple[Harmless, ...] = (
     ),
     Harmless(
         "root",
-        re.escape("Multiple datasets found in statistics. Using the default slice dataset.")
-        + "$",
+        re.escape("Multiple datasets found in statistics. Using the default slice dataset.") + "$",
         "TFDV: the statistics hold the default slice and the per-split ones; it uses the "
         "default one, which is the one wanted",
         "Multiple datasets found in statistics. Using the default slice dataset.",
     ),
     Harmless(
         "absl",
-        re.escape("Not using the in-place Transform because the following features require "
-        "analyzing: "),
+        re.escape(
+            "Not using the in-place Transform because the following features require " "analyzing: "
+        ),
         "preprocessing_fn computes label vocabularies and audio statistics, which need the "
         "full analysis pass by design",
         "Not using the in-place Transform because the following features require analyzing: "
@@ -73,8 +73,10 @@ HARMLESS: tuple[Harmless, ...] = (
     ),
     Harmless(
         "apache_beam.io.tfrecordio",
-        re.escape("Couldn't find python-snappy so the implementation of "
-        "_TFRecordUtil._masked_crc32c is not as fast as it could be."),
+        re.escape(
+            "Couldn't find python-snappy so the implementation of "
+            "_TFRecordUtil._masked_crc32c is not as fast as it could be."
+        ),
         "Beam computes TFRecord checksums in pure Python; the records are identical and "
         "python-snappy is not in the pinned stack",
         "Couldn't find python-snappy so the implementation of _TFRecordUtil._masked_crc32c is "
@@ -107,8 +109,10 @@ HARMLESS: tuple[Harmless, ...] = (
     ),
     Harmless(
         PY_WARNINGS,
-        re.escape("Support for google-cloud-storage < 3.0.0 will be removed in a future "
-        "version of google-cloud-aiplatform."),
+        re.escape(
+            "Support for google-cloud-storage < 3.0.0 will be removed in a future "
+            "version of google-cloud-aiplatform."
+        ),
         "google-cloud-aiplatform's notice about a future minimum version; the stack is pinned",
         "Support for google-cloud-storage < 3.0.0 will be removed in a future version of "
         "google-cloud-aiplatform. Please upgrade to google-cloud-storage >= 3.0.0.",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import Config, Kubeflow, Training
+from core.config import Config, Kubeflow, Strategy, Training
 from core.quantities import cpu_cores, memory_gigabytes, tpu_chip_count
 
 # Names Kubernetes and GKE define (facts of the platform, not tunables).
@@ -56,7 +56,7 @@ def _accelerator_toleration(resource: str) -> dict[str, str]:
 def trainer_resources(kubeflow: Kubeflow) -> TrainerResources:
     """The Trainer pod's requests for `trainer_backend: kubernetes`, for a loaded config
     (core.config has checked that one pod can meet the accelerator settings)."""
-    common = {"cpu": kubeflow.trainer_cpu, "memory": kubeflow.trainer_memory}
+    common: dict[str, Any] = {"cpu": kubeflow.trainer_cpu, "memory": kubeflow.trainer_memory}
     if kubeflow.trainer_accelerator == "cpu":
         return TrainerResources(**common)
     if kubeflow.trainer_accelerator == "gpu":
@@ -120,7 +120,7 @@ def kubernetes_executor_config(resources: TrainerResources) -> dict[str, Any]:
 # The trainer's tf.distribute strategy.
 
 
-def strategy_for(kubeflow: Kubeflow, training: Training) -> str:
+def strategy_for(kubeflow: Kubeflow, training: Training) -> Strategy:
     """The tf.distribute strategy name (config.Strategy) for where the Trainer runs.
 
     `training.strategy: default` means "pick from the accelerator": TPU -> tpu, several GPUs ->

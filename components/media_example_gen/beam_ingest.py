@@ -99,7 +99,7 @@ class IngestSummary:
         return props
 
     def describe(self) -> str:
-        per_split = collections.Counter()
+        per_split: collections.Counter[str] = collections.Counter()
         for (_, split), n in self.written.items():
             per_split[split] += n
         splits = ", ".join(f"{s} {n}" for s, n in sorted(per_split.items())) or "none"
@@ -157,7 +157,7 @@ class _ProgressFile:
 
     def __init__(self, folder: str):
         self.path = fs.join(folder, f"{uuid.uuid4().hex}.json")
-        self.counts = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
         self._last = 0.0
 
     def add(self, **counts: int) -> None:
@@ -184,7 +184,7 @@ class _ProgressLogger(threading.Thread):
         self._start = time.monotonic()
 
     def line(self) -> str:
-        counts = collections.Counter()
+        counts: collections.Counter[str] = collections.Counter()
         for path in fs.glob(fs.join(self.folder, "*.json")):
             try:
                 counts.update(json.loads(fs.read_text(path)))

@@ -20,7 +20,15 @@ import os
 import sys
 import typing
 
-from core.config import ConfigError, DataSource, IngestConfig, Ingestion, Layout, TaskData
+from core.config import (
+    ConfigError,
+    DataSource,
+    IngestConfig,
+    Ingestion,
+    LabelType,
+    Layout,
+    TaskData,
+)
 
 _MODALITIES = ("video", "audio", "image")
 
@@ -96,7 +104,9 @@ def build_config(args: argparse.Namespace) -> IngestConfig:
     """A one-task IngestConfig from the flags; its data path is relative to `data_root(args)`."""
     source = _source(args)
     name = args.task_name or os.path.splitext(os.path.basename(source))[0]
-    label_type = args.label_type or ("multi" if args.layout == "audioset_csv" else "single")
+    label_type: LabelType = args.label_type or (
+        "multi" if args.layout == "audioset_csv" else "single"
+    )
     ingestion = Ingestion(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Ingestion)})
     task = TaskData(
         name=name,

@@ -40,7 +40,7 @@ class MediaExampleGenSpec(component_spec.ComponentSpec):
         # Folder (or bucket) the tasks' data paths are relative to.
         DATA_ROOT_KEY: component_spec.ExecutionParameter(type=str),
     }
-    INPUTS = {}
+    INPUTS: dict[str, component_spec.ChannelParameter] = {}
     OUTPUTS = {
         EXAMPLES_KEY: component_spec.ChannelParameter(type=tfx.types.standard_artifacts.Examples),
         QUARANTINE_KEY: component_spec.ChannelParameter(type=MediaQuarantine),

@@ -519,11 +519,11 @@ def assign_splits(task: str, rows: list[_Row], data_root: str, eval_fraction: fl
             quarantined.append(_quarantine(task, row, row.error))
             continue
         split = row.split or hash_split(fs.relative(row.path, data_root), eval_fraction)
-        good.append(dataclasses.replace(row, split=split))
-    vocabulary = sorted({label for r in good if r.split == TRAIN for label in r.labels})
+        good.append((row, split))
+    vocabulary = sorted({label for r, split in good if split == TRAIN for label in r.labels})
     known = set(vocabulary)
     clips = []
-    for row in good:
+    for row, split in good:
         unknown = [label for label in row.labels if label not in known]
         if unknown:
             error = MediaError(errors.UNKNOWN_LABEL, f"labels {unknown} never occur in train")
@@ -536,7 +536,7 @@ def assign_splits(task: str, rows: list[_Row], data_root: str, eval_fraction: fl
                 end_s=row.end_s,
                 labels=row.labels,
                 caption=row.caption,
-                split=row.split,
+                split=split,
                 source_id=row.source_id,
                 time_offset_s=row.time_offset_s,
             )

@@ -137,8 +137,9 @@ def test_a_polyvit_warning_reaches_stderr_in_the_convention_format(capsys):
     logging.getLogger("polyvit.test").warning("the model is NOT pushed: %s", "reason")
     logging.getLogger("absl").warning("ArtifactQuery.property_predicate is not supported.")
     err = capsys.readouterr().err
-    assert re.search(r"^\d\d:\d\d:\d\d WARNING polyvit.test: the model is NOT pushed: reason$",
-                     err, re.M), err
+    assert re.search(
+        r"^\d\d:\d\d:\d\d WARNING polyvit.test: the model is NOT pushed: reason$", err, re.M
+    ), err
     assert "property_predicate" not in err
 
 

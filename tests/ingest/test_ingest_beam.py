@@ -256,9 +256,7 @@ def test_summary_threshold_and_properties():
 def test_output_with_old_records_is_refused(tmp_path):
     root = str(tmp_path / "data")
     write_png(f"{root}/shapes/circle/0.png")
-    config = ingest_config(
-        configs.build({"tasks": {"shapes": configs.task("image", 1, "shapes")}})
-    )
+    config = ingest_config(configs.build({"tasks": {"shapes": configs.task("image", 1, "shapes")}}))
     write_bytes(str(tmp_path / "out" / "Split-train" / "shapes-00000-of-00001.gz"), b"old")
     with pytest.raises(beam_ingest.IngestError, match="already holds records"):
         beam_ingest.ingest(
