@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
-from core import audio_framing, quantities
+from core import config_rules as rules
+from core.config_rules import ConfigError
 
 Modality = Literal["image", "video", "audio"]
 LabelType = Literal["single", "multi"]
@@ -33,10 +34,6 @@ LabelType = Literal["single", "multi"]
 Layout = Literal["folders", "dmvr_csv", "audioset_csv", "kinetics_csv", "vggsound_csv"]
 Schedule = Literal["weighted", "uniform", "task_by_task", "accumulate"]
 Strategy = Literal["default", "mirrored", "multi_worker_mirrored", "tpu"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type; the message names the key."""
 
 
 @dataclass
@@ -422,310 +419,17 @@ def _tasks_by_name(data: dict) -> dict:
     return data
 
 
-# --------------------------------------------------------------------------------------------
-# Value rules. Every rule about a config value lives here, so that `polyvit config`, `run` and
-# `compile` refuse a bad value before anything runs; the stages trust a loaded config. Each
-# check raises ConfigError naming the full key, e.g. `ingestion.jpeg_quality: must be in
-# [1, 100], got 200`.
-
-
-def _require(ok: bool, key: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {rule}, got {value!r}")
-
-
-def _positive(section: Any, prefix: str, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(section, name)
-        _require(value > 0, f"{prefix}.{name}", "must be positive", value)
-
-
-def _not_negative(section: Any, prefix: str, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(section, name)
-        _require(value >= 0, f"{prefix}.{name}", "must not be negative", value)
-
-
-def _fraction(section: Any, prefix: str, names: tuple[str, ...], upper: str = "]") -> None:
-    """Each value in [0, 1] (upper "]") or [0, 1) (upper ")")."""
-    for name in names:
-        value = getattr(section, name)
-        ok = 0.0 <= value <= 1.0 if upper == "]" else 0.0 <= value < 1.0
-        _require(ok, f"{prefix}.{name}", f"must be in [0, 1{upper}", value)
-
-
-def _check_task_names(tasks: list) -> None:
-    if not tasks:
-        raise ConfigError("tasks: at least one task is needed")
-    names = [t.name for t in tasks]
-    for i, task in enumerate(tasks):
-        if not task.name:
-            raise ConfigError(f"tasks[{i}].name: every task needs a name")
-        if names.count(task.name) > 1:
-            raise ConfigError(f"tasks.{task.name}: task name used twice")
-        if not task.data.root:
-            raise ConfigError(f"tasks.{task.name}.data.root: the task has no data path")
-        if task.data.layout == "audioset_csv" and task.label_type != "multi":
-            raise ConfigError(
-                f"tasks.{task.name}.label_type: audioset_csv data is multi-label; set 'multi'"
-            )
-
-
-def _check_tasks(tasks: list[Task]) -> None:
-    _check_task_names(tasks)
-    for task in tasks:
-        key = f"tasks.{task.name}"
-        _positive(task, key, ("num_classes", "batch_size"))
-        # Non-negative weights and budgets keep every task's sampling weight positive.
-        _not_negative(task, key, ("lr_multiplier", "loss_weight", "sampling_weight", "steps"))
-        _fraction(task, key, ("label_smoothing",), upper=")")
-        _fraction(task.eval, f"{key}.eval", ("min_metric",))
-
-
-def _check_ingestion(ingestion: Ingestion) -> None:
-    _positive(
-        ingestion,
-        "ingestion",
-        ("fps", "short_side", "clip_seconds", "sample_rate", "max_resolution"),
-    )
-    _require(
-        1 <= ingestion.jpeg_quality <= 100,
-        "ingestion.jpeg_quality",
-        "must be in [1, 100]",
-        ingestion.jpeg_quality,
-    )
-    _fraction(ingestion, "ingestion", ("eval_fraction",), upper=")")
-    _fraction(ingestion, "ingestion", ("max_bad_fraction",))
-
-
-def _check_model(model: Model) -> ModelSize:
-    size = model.size()
-    # The presets are valid, so a bad size can only come from model.overrides.
-    key = "model.overrides"
-    _positive(
-        size,
-        key,
-        (
-            "hidden_size",
-            "num_layers",
-            "num_heads",
-            "mlp_dim",
-            "patch_size",
-            "tubelet_frames",
-            "layer_norm_epsilon",
-        ),
-    )
-    _not_negative(size, key, ("modality_layers",))
-    _fraction(size, key, ("dropout", "attention_dropout"), upper=")")
-    if size.hidden_size % size.num_heads:
-        raise ConfigError("model: hidden_size must be divisible by num_heads")
-    return size
-
-
-def _check_patches(inputs: Inputs, size: ModelSize) -> None:
-    """The input shapes must tile into the model's patches and tubelets."""
-    for name in ("image_size", "video_size"):
-        value = getattr(inputs, name)
-        if value % size.patch_size:
-            raise ConfigError(
-                f"inputs.{name}: {value} is not a multiple of the patch size {size.patch_size}"
-            )
-    if inputs.num_frames % size.tubelet_frames:
-        raise ConfigError("inputs.num_frames: must be a multiple of model tubelet_frames")
-
-
-def _check_visual_inputs(inputs: Inputs) -> None:
-    _positive(inputs, "inputs", ("image_size", "video_size", "num_frames", "frame_stride"))
-    if not 0.0 < inputs.crop_min_area <= inputs.crop_max_area <= 1.0:
-        raise ConfigError(
-            "inputs.crop_min_area / crop_max_area: need 0 < min <= max <= 1, got "
-            f"{inputs.crop_min_area} / {inputs.crop_max_area}"
-        )
-    _require(
-        inputs.crop_max_aspect >= 1.0,
-        "inputs.crop_max_aspect",
-        "must be >= 1",
-        inputs.crop_max_aspect,
-    )
-    _require(
-        0.0 < inputs.eval_crop_fraction <= 1.0,
-        "inputs.eval_crop_fraction",
-        "must be in (0, 1]",
-        inputs.eval_crop_fraction,
-    )
-
-
-def _check_audio_inputs(inputs: Inputs) -> None:
-    _positive(inputs, "inputs", ("audio_sample_rate", "num_mel_bins"))
-    window, hop, _ = audio_framing.frame_params(inputs)
-    if window < 2 or hop < 1:
-        raise ConfigError(
-            f"inputs.audio_window_ms / audio_hop_ms: {inputs.audio_window_ms} ms / "
-            f"{inputs.audio_hop_ms} ms give a window of {window} and a hop of {hop} samples"
-        )
-    if audio_framing.clip_samples(inputs) < window:
-        raise ConfigError(
-            f"inputs.audio_seconds: {inputs.audio_seconds} s is shorter than one window "
-            f"({inputs.audio_window_ms} ms)"
-        )
-    low, high = audio_framing.mel_range(inputs)
-    nyquist = inputs.audio_sample_rate / 2.0
-    if not 0.0 <= low < high <= nyquist:
-        raise ConfigError(
-            f"inputs.mel_min_hz / mel_max_hz: need 0 <= {low} < {high} <= the Nyquist "
-            f"frequency {nyquist} Hz"
-        )
-    _not_negative(
-        inputs, "inputs", ("freq_masks", "freq_mask_bins", "time_masks", "time_mask_frames")
-    )
-
-
-def _check_inputs(inputs: Inputs) -> None:
-    _check_visual_inputs(inputs)
-    _check_audio_inputs(inputs)
-    _positive(inputs, "inputs", ("eval_clips", "shuffle_buffer"))
-    _not_negative(inputs, "inputs", ("mixup_alpha",))
-
-
-def _check_training(training: Training) -> None:
-    _positive(
-        training,
-        "training",
-        (
-            "steps",
-            "log_every",
-            "checkpoint_every",
-            "checkpoints_to_keep",
-            "learning_rate",
-            "adam_epsilon",
-        ),
-    )
-    _not_negative(
-        training,
-        "training",
-        ("warmup_steps", "grad_clip_norm", "weight_decay", "eval_steps", "eval_batch_size", "seed"),
-    )
-    _fraction(training, "training", ("momentum",))
-    _fraction(training, "training", ("adam_beta1", "adam_beta2"), upper=")")
-
-
-def _check_evaluation(evaluation: Evaluation) -> None:
-    _not_negative(evaluation, "evaluation", ("max_regression",))
-
-
-def _check_serving(serving: Serving) -> None:
-    for name in ("port", "metrics_port"):  # 0: any free port / no metrics endpoint
-        value = getattr(serving, name)
-        _require(0 <= value <= 65535, f"serving.{name}", "must be in [0, 65535]", value)
-    _positive(
-        serving,
-        "serving",
-        (
-            "top_k",
-            "poll_seconds",
-            "num_versions",
-            "max_message_mb",
-            "grpc_workers",
-            "max_batch_size",
-            "num_batch_threads",
-            "max_enqueued_batches",
-            "client_timeout_seconds",
-        ),
-    )
-    _not_negative(
-        serving,
-        "serving",
-        (
-            "batch_timeout_micros",
-            "shutdown_grace_seconds",
-            "client_retries",
-            "client_backoff_seconds",
-        ),
-    )
-
-
-def _check_quantity(parse: Any, key: str, quantity: str) -> None:
-    if quantity:
-        try:
-            parse(quantity)
-        except ValueError as e:
-            raise ConfigError(f"{key}: {e}") from None
-
-
-def _check_pod_accelerator(kubeflow: Kubeflow) -> None:
-    """What one Kubernetes pod (the Trainer's KFP task) can be given."""
-    if kubeflow.trainer_accelerator == "gpu":
-        if kubeflow.gpu_count <= 0:
-            raise ConfigError(
-                f"kubeflow.gpu_count: must be positive when trainer_accelerator is gpu, "
-                f"got {kubeflow.gpu_count}"
-            )
-    if kubeflow.trainer_accelerator != "tpu":
-        return
-    if kubeflow.tpu_type not in quantities.TPU_CHIPS_PER_HOST:
-        raise ConfigError(
-            f"kubeflow.tpu_type: {kubeflow.tpu_type!r} is not a GKE TPU type; "
-            f"choose one of {sorted(quantities.TPU_CHIPS_PER_HOST)}"
-        )
-    try:
-        chips = quantities.tpu_chip_count(kubeflow.tpu_topology)
-    except ValueError as e:
-        raise ConfigError(f"kubeflow.tpu_topology: {e}") from None
-    per_host = quantities.TPU_CHIPS_PER_HOST[kubeflow.tpu_type]
-    if chips > per_host:
-        raise ConfigError(
-            f"kubeflow.tpu_topology: {kubeflow.tpu_topology} has {chips} chips but one "
-            f"{kubeflow.tpu_type} host holds {per_host}; a multi-host slice cannot run as one "
-            "KFP task: pick a single-host topology or set kubeflow.trainer_backend: vertex"
-        )
-
-
-def _check_vertex(kubeflow: Kubeflow) -> None:
-    if not kubeflow.vertex_project:
-        raise ConfigError("kubeflow.vertex_project: needed when trainer_backend is vertex")
-    if kubeflow.vertex_accelerator_type and kubeflow.vertex_accelerator_count <= 0:
-        raise ConfigError(
-            "kubeflow.vertex_accelerator_count: must be positive when "
-            f"vertex_accelerator_type is set, got {kubeflow.vertex_accelerator_count}"
-        )
-
-
-def _check_kubeflow(kubeflow: Kubeflow) -> None:
-    _check_quantity(quantities.cpu_cores, "kubeflow.trainer_cpu", kubeflow.trainer_cpu)
-    _check_quantity(quantities.memory_gigabytes, "kubeflow.trainer_memory", kubeflow.trainer_memory)
-    if kubeflow.trainer_backend == "vertex":
-        _check_vertex(kubeflow)
-    else:
-        _check_pod_accelerator(kubeflow)
-    _positive(kubeflow, "kubeflow", ("max_concurrency",))
-
-
-def _check_strategy(training: Training, kubeflow: Kubeflow) -> None:
-    """An explicit training.strategy must suit where the Trainer runs (`default` always does)."""
-    accelerator = kubeflow.trainer_accelerator
-    explicit = training.strategy
-    if explicit == "tpu" and accelerator != "tpu":
-        raise ConfigError(
-            f"training.strategy: tpu needs kubeflow.trainer_accelerator: tpu, got {accelerator}"
-        )
-    if accelerator == "tpu" and explicit not in ("tpu", "default"):
-        raise ConfigError(
-            f"training.strategy: {explicit} cannot drive a TPU; use tpu or default "
-            "(kubeflow.trainer_accelerator is tpu)"
-        )
-
-
 def validate(config: Config) -> Config:
     """Checks every value rule of `config`; returns it, or raises ConfigError naming the key."""
-    _check_tasks(config.tasks)
-    _check_ingestion(config.ingestion)
-    _check_inputs(config.inputs)
-    _check_patches(config.inputs, _check_model(config.model))
-    _check_training(config.training)
-    _check_evaluation(config.evaluation)
-    _check_serving(config.serving)
-    _check_kubeflow(config.kubeflow)
-    _check_strategy(config.training, config.kubeflow)
+    rules.check_tasks(config.tasks)
+    rules.check_ingestion(config.ingestion)
+    rules.check_inputs(config.inputs)
+    rules.check_patches(config.inputs, rules.check_model(config.model))
+    rules.check_training(config.training)
+    rules.check_evaluation(config.evaluation)
+    rules.check_serving(config.serving)
+    rules.check_kubeflow(config.kubeflow)
+    rules.check_strategy(config.training, config.kubeflow)
     return config
 
 
@@ -812,22 +516,17 @@ def validate_slice(config_slice: Any) -> Any:
     """The value rules of the sections a slice holds (a slice rebuilt from a component's
     custom_config is checked as strictly as the Config it was cut from)."""
     if isinstance(config_slice, IngestConfig):
-        _check_task_names(config_slice.tasks)
-        _check_ingestion(config_slice.ingestion)
+        rules.check_task_names(config_slice.tasks)
+        rules.check_ingestion(config_slice.ingestion)
     elif isinstance(config_slice, TransformConfig):
-        _check_tasks(config_slice.tasks)
-        _check_inputs(config_slice.inputs)
+        rules.check_tasks(config_slice.tasks)
+        rules.check_inputs(config_slice.inputs)
     elif isinstance(config_slice, TrainerConfig):
-        _check_tasks(config_slice.tasks)
-        _check_inputs(config_slice.inputs)
-        _check_patches(config_slice.inputs, _check_model(config_slice.model))
-        _check_training(config_slice.training)
-        _require(
-            config_slice.sample_rate > 0,
-            "sample_rate",
-            "must be positive",
-            config_slice.sample_rate,
-        )
+        rules.check_tasks(config_slice.tasks)
+        rules.check_inputs(config_slice.inputs)
+        rules.check_patches(config_slice.inputs, rules.check_model(config_slice.model))
+        rules.check_training(config_slice.training)
+        rules.check_sample_rate(config_slice.sample_rate)
     return config_slice
 
 
