@@ -21,6 +21,7 @@ setup(
         "av",
         "PyYAML",
         "scikit-learn",
+        "scipy",
         "matplotlib",
         "grpcio-health-checking",
     ],

@@ -130,7 +130,7 @@ class Model:
     preset: str = "tiny"
     # Any field of ModelSize set here overrides the preset (e.g. `model.overrides.num_layers=6`).
     overrides: dict[str, Any] = field(default_factory=dict)
-    # Optional ViT checkpoint in the big_vision/scenic .npz layout to initialise from.
+    # Optional ViT .npz (vit_jax or big_vision layout, trainer/vit_checkpoint.py) to start from.
     init_checkpoint: str = ""
 
     def size(self) -> ModelSize:

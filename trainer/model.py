@@ -123,7 +123,7 @@ def build_model(
     load_checkpoint: bool = True,
 ) -> PolyViT:
     """PolyViT of the model section for `tasks`, all variables created; initialised from
-    `model.init_checkpoint` (a big_vision/scenic ViT .npz) when that is set.
+    `model.init_checkpoint` (a vit_jax or big_vision ViT .npz) when that is set.
 
     The token grids follow `feature_shapes` (modality -> example shape) when given, else the
     input pipeline's shapes for the `inputs` section.

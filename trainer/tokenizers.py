@@ -9,6 +9,10 @@ A patch projection with stride equal to the patch is a convolution, but it is co
 shape (*patch, channels, hidden), without Conv3D's slow CPU kernel. The kernel variable keeps
 that convolution layout, so ViT checkpoints (HWIO kernels) load without reshuffling.
 
+From a 2D RGB kernel (trainer/vit_checkpoint.py), the video tubelet kernel takes it in its
+central frame (`central_frame_kernel`) and the one-channel audio kernel is its sum over the
+colour channels (`channel_sum_kernel`): both as scenic's PolyViT initialises them.
+
 Audio: the number of spectrogram frames F rarely divides by the patch size (and M may not
 either). The spectrogram is zero-padded at the end, statically, up to the next multiple of the
 patch: no frame is dropped, and since the input pipeline standardises log-mels, zero is the
@@ -58,6 +62,16 @@ def central_frame_kernel(kernel_2d: np.ndarray, frames: int) -> np.ndarray:
     kernel_3d = np.zeros((frames, *kernel_2d.shape), dtype=kernel_2d.dtype)
     kernel_3d[frames // 2] = kernel_2d
     return kernel_3d
+
+
+def channel_sum_kernel(kernel_rgb: np.ndarray) -> np.ndarray:
+    """Kernel (p, p, C, D) -> (p, p, 1, D): the sum over the C input channels.
+
+    Scenic's PolyViT copies the RGB kernel for spectrograms and tiles the one-channel
+    spectrogram to three channels; the summed kernel on the spectrogram itself gives the same
+    embeddings (a mean would give a third of them).
+    """
+    return kernel_rgb.sum(axis=2, keepdims=True)
 
 
 class Tokenizer(keras.layers.Layer):
