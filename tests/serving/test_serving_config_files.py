@@ -82,7 +82,9 @@ def test_batching_and_monitoring_files():
     )
     partial = model_config.parse_batching_parameters("max_batch_size { value: 8 }")
     assert partial.max_batch_size == 8
-    assert partial.num_batch_threads == model_config.TF_SERVING_BATCHING_DEFAULTS["num_batch_threads"]
+    assert (
+        partial.num_batch_threads == model_config.TF_SERVING_BATCHING_DEFAULTS["num_batch_threads"]
+    )
     with pytest.raises(ValueError, match="allowed_batch_sizes is not supported"):
         model_config.parse_batching_parameters("allowed_batch_sizes: 4")
     with pytest.raises(ValueError, match="max_batch_size"):
