@@ -61,11 +61,11 @@ def image_examples(count: int, size: int, seed: int = 0) -> list[bytes]:
 
 def _server_process(base, name, batching, ready):
     from serving.batching import BatchingOptions
+    from serving.model_config import ModelConfig
     from serving.server import ModelServer, ServerOptions
 
     options = ServerOptions(
-        model_base_path=base,
-        model_name=name,
+        models=(ModelConfig(name, os.path.join(base, name)),),
         port=0,
         poll_seconds=0,
         batching=BatchingOptions(**batching) if batching else None,

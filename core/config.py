@@ -248,6 +248,8 @@ class Serving:
     # gRPC message limit in MiB, both ways; raised for video payloads (gRPC's default is 4).
     max_message_mb: int = 256
     grpc_workers: int = 16
+    # Frames one example (or raw video) may hold; more is refused before the model decodes them.
+    max_frames: int = 1024
     # Server-side dynamic batching of concurrent requests (TF Serving's batching flags).
     enable_batching: bool = False
     max_batch_size: int = 32

@@ -227,6 +227,7 @@ def check_serving(serving: Serving) -> None:
             "num_versions",
             "max_message_mb",
             "grpc_workers",
+            "max_frames",
             "max_batch_size",
             "num_batch_threads",
             "max_enqueued_batches",

@@ -164,6 +164,9 @@ class PolyvitClient:
         return task_modalities(self.signature_defs())
 
     def predict_examples(self, task: str, serialized: list[bytes]) -> dict:
+        return self._predict_examples(task, serialized)
+
+    def _predict_examples(self, task: str, serialized: list[bytes]) -> dict:
         """Runs a task signature on serialized SequenceExamples; numpy outputs plus version."""
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
@@ -219,3 +222,98 @@ class PolyvitClient:
                 )
             )
         return predictions
+
+
+class RestError(Exception):
+    """A REST call the server refused: the HTTP status and TF Serving's `error` text."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class PolyvitRestClient(PolyvitClient):
+    """The same client over TF Serving's REST API (`polyvit predict --rest`).
+
+    REST answers carry no model version; the one reported is the version GetModelMetadata
+    named when the client first read the signatures.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        model_name: str,
+        timeout: float = 30.0,
+        retries: int = 3,
+        *,
+        backoff: float = 0.5,
+        ingestion: Ingestion | None = None,
+        **unused_grpc_options,
+    ):
+        from urllib.parse import quote
+
+        self.model_name = model_name
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.ingestion = ingestion or Ingestion()
+        base = target if target.startswith(("http://", "https://")) else f"http://{target}"
+        self._url = f"{base.rstrip('/')}/v1/models/{quote(model_name, safe='')}"
+        self._signatures: dict | None = None
+        self._version = 0
+
+    def close(self) -> None:
+        pass  # one connection per call (urllib): nothing held open
+
+    def _request(self, url: str, body: dict | None = None) -> dict:
+        """One call; 503 and refused connections (server starting) are retried with backoff."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        for attempt in range(self.retries + 1):
+            request = urllib.request.Request(url, data=data, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as e:
+                text = e.read().decode("utf-8", "replace")
+                try:
+                    message = json.loads(text).get("error", text)
+                except ValueError:
+                    message = text
+                if e.code != 503 or attempt == self.retries:
+                    raise RestError(e.code, message) from None
+            except urllib.error.URLError as e:
+                if attempt == self.retries:
+                    raise RestError(0, f"cannot reach {url}: {e.reason}") from None
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def signature_defs(self) -> dict:
+        if self._signatures is None:
+            from google.protobuf import json_format
+            from tensorflow_serving.apis import get_model_metadata_pb2
+
+            answer = self._request(f"{self._url}/metadata")
+            signature_map = get_model_metadata_pb2.SignatureDefMap()
+            json_format.ParseDict(answer["metadata"]["signature_def"], signature_map)
+            self._signatures = dict(signature_map.signature_def)
+            self._version = int(answer["model_spec"]["version"])
+        return self._signatures
+
+    def _predict_examples(self, task: str, serialized: list[bytes]) -> dict:
+        import base64
+
+        self.signature_defs()  # the version this client reports
+        body = {
+            "signature_name": task,
+            "inputs": {EXAMPLES_INPUT: [{"b64": base64.b64encode(s).decode()} for s in serialized]},
+        }
+        outputs = self._request(f"{self._url}:predict", body)["outputs"]
+        result: dict = {k: np.asarray(v) for k, v in outputs.items()}
+        result["model_version"] = self._version
+        return result

@@ -17,7 +17,9 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from serving import errors, tensors
+from core.config import Serving
+from serving import errors, examples, tensors
+from serving.layout import EXAMPLES_INPUT
 from serving.model_manager import LoadedVersion, ModelManager
 from serving.servable import CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD
 
@@ -28,16 +30,24 @@ REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 class Handlers:
-    def __init__(self, managers: Mapping[str, ModelManager]):
+    def __init__(self, managers: Mapping[str, ModelManager], max_frames: int = Serving.max_frames):
         self._managers = dict(managers)
+        self.max_frames = max_frames
+
+    def _version_of(self, model_spec) -> int | None:
+        choice = model_spec.WhichOneof("version_choice")
+        if choice == "version":
+            return model_spec.version.value
+        if choice == "version_label":
+            manager = self._managers.get(model_spec.name)
+            if manager is None:
+                raise errors.unknown_version_label(model_spec.version_label)
+            return manager.version_for_label(model_spec.version_label)
+        return None
 
     def resolve(self, model_spec) -> LoadedVersion:
         """The loaded version a ModelSpec asks for, or NOT_FOUND as TF Serving words it."""
-        choice = model_spec.WhichOneof("version_choice")
-        version = model_spec.version.value if choice == "version" else None
-        if choice == "version_label":
-            # No version labels are configured on the local server (TF Serving: same answer).
-            raise errors.unknown_version_label(model_spec.version_label)
+        version = self._version_of(model_spec)
         manager = self._managers.get(model_spec.name)
         if manager is None:
             raise errors.servable_not_found(model_spec.name, version)
@@ -46,10 +56,10 @@ class Handlers:
     # -- PredictionService --------------------------------------------------------------------
 
     def predict(self, request) -> predict_pb2.PredictResponse:
-        return predict_on(self.resolve(request.model_spec), request)
+        return predict_on(self.resolve(request.model_spec), request, self.max_frames)
 
     def classify(self, request) -> classification_pb2.ClassificationResponse:
-        return classify_on(self.resolve(request.model_spec), request)
+        return classify_on(self.resolve(request.model_spec), request, self.max_frames)
 
     def get_model_metadata(self, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if not request.HasField("model_spec"):
@@ -77,12 +87,10 @@ class Handlers:
         if not request.HasField("model_spec"):
             raise errors.missing_model_spec()
         spec = request.model_spec
-        if spec.WhichOneof("version_choice") == "version_label":
-            raise errors.unknown_version_label(spec.version_label)
+        version = self._version_of(spec)
         manager = self._managers.get(spec.name)
         states = manager.states() if manager else {}
-        if spec.HasField("version"):
-            version = spec.version.value
+        if version is not None:
             if version not in states:
                 raise errors.ServingError(
                     errors.grpc.StatusCode.NOT_FOUND,
@@ -121,14 +129,47 @@ def _output_aliases(signature_def, output_filter) -> list[str]:
     return seen
 
 
-def predict_on(loaded: LoadedVersion, request) -> predict_pb2.PredictResponse:
-    name, signature_def = loaded.servable.signature(request.model_spec.signature_name)
+def predict_signature(loaded: LoadedVersion, signature_name: str):
+    """The (name, SignatureDef) a Predict request runs, or TF Serving's refusal."""
+    name, signature_def = loaded.servable.signature(signature_name)
     if signature_def.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
         raise errors.internal(
             f"Expected prediction signature method_name to be one of {{{PREDICT_METHOD}, "
             f"{CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: {signature_def.method_name}"
         )
+    return name, signature_def
+
+
+def check_contents(inputs: Mapping[str, np.ndarray], max_frames: int) -> None:
+    """The export contract's content checks (serving.examples) on checked input arrays."""
+    for alias, array in inputs.items():
+        if alias == EXAMPLES_INPUT and array.dtype == object:
+            examples.check_sequence_examples(array.reshape(-1), max_frames)
+        examples.check_raw_frames(alias, array, max_frames)
+
+
+def predict_arrays(
+    loaded: LoadedVersion,
+    signature_name: str,
+    arrays: Mapping[str, np.ndarray],
+    output_filter=(),
+    max_frames: int = Serving.max_frames,
+) -> tuple[str, dict[str, np.ndarray]]:
+    """Predict on numpy inputs (REST): the signature's name and its filtered outputs."""
+    name, signature_def = predict_signature(loaded, signature_name)
+    inputs = tensors.check_arrays(signature_def, arrays)
+    check_contents(inputs, max_frames)
+    aliases = _output_aliases(signature_def, output_filter)
+    outputs = loaded.predict(name, inputs)
+    return name, {alias: outputs[alias] for alias in aliases}
+
+
+def predict_on(
+    loaded: LoadedVersion, request, max_frames: int = Serving.max_frames
+) -> predict_pb2.PredictResponse:
+    name, signature_def = predict_signature(loaded, request.model_spec.signature_name)
     inputs = tensors.check_inputs(signature_def, request.inputs)
+    check_contents(inputs, max_frames)
     aliases = _output_aliases(signature_def, request.output_filter)
     outputs = loaded.predict(name, inputs)
     response = predict_pb2.PredictResponse()
@@ -170,7 +211,9 @@ def _check_classify_output(name: str, array: np.ndarray | None, rows: int) -> No
         )
 
 
-def classify_on(loaded: LoadedVersion, request) -> classification_pb2.ClassificationResponse:
+def classify_on(
+    loaded: LoadedVersion, request, max_frames: int = Serving.max_frames
+) -> classification_pb2.ClassificationResponse:
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature_def = loaded.servable.signature_defs.get(name)
     if signature_def is None or name not in loaded.servable.functions:
@@ -185,10 +228,13 @@ def classify_on(loaded: LoadedVersion, request) -> classification_pb2.Classifica
             errors.grpc.StatusCode.FAILED_PRECONDITION,
             f"No classification inputs found in SignatureDef: {name}",
         )
-    examples = serialized_examples(request.input)
-    if not examples:
+    kind = request.input.WhichOneof("kind")
+    listed = getattr(request.input, kind).examples if kind else []
+    examples.check_examples(listed, max_frames)
+    serialized = serialized_examples(request.input)
+    if not serialized:
         raise errors.invalid_argument("Input is empty.")
-    outputs = loaded.predict(name, {CLASSIFY_INPUTS: np.array(examples, dtype=object)})
+    outputs = loaded.predict(name, {CLASSIFY_INPUTS: np.array(serialized, dtype=object)})
     classes, scores = outputs.get(CLASSIFY_CLASSES), outputs.get(CLASSIFY_SCORES)
     if classes is None and scores is None:
         raise errors.ServingError(
@@ -196,8 +242,8 @@ def classify_on(loaded: LoadedVersion, request) -> classification_pb2.Classifica
             'Expected classification signature outputs to contain at least one of "classes" '
             f'or "scores". Signature was: {name}',
         )
-    _check_classify_output("classes", classes, len(examples))
-    _check_classify_output("scores", scores, len(examples))
+    _check_classify_output("classes", classes, len(serialized))
+    _check_classify_output("scores", scores, len(serialized))
     response = classification_pb2.ClassificationResponse()
     response.model_spec.name = loaded.servable.name
     response.model_spec.version.value = loaded.version
@@ -205,7 +251,7 @@ def classify_on(loaded: LoadedVersion, request) -> classification_pb2.Classifica
     some_output = classes if classes is not None else scores
     assert some_output is not None  # checked above
     num_classes = some_output.shape[1]
-    for i in range(len(examples)):
+    for i in range(len(serialized)):
         entry = response.result.classifications.add()
         for c in range(num_classes):
             item = entry.classes.add()

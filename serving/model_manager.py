@@ -21,6 +21,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from serving import errors, layout
 from serving.batching import BatchingOptions, DynamicBatcher
 from serving.metrics import ServerMetrics
+from serving.model_config import ModelConfig
 from serving.servable import LoadError, Servable, load_servable
 from serving.tensors import check_batch_sizes
 
@@ -82,26 +83,24 @@ def _fingerprint(path: str) -> tuple:
 
 
 class ModelManager:
-    """Serves the newest `num_versions` versions of one model found under `base_path/name`."""
+    """Serves the versions of one model that its version policy names, from its versions
+    folder (`model.base_path`)."""
 
     def __init__(
         self,
-        base_path: str,
-        model_name: str,
+        model: ModelConfig,
         *,
         metrics: ServerMetrics,
-        num_versions: int = 1,
         batching: BatchingOptions | None = None,
         warm_up: Callable[[LoadedVersion], None] | None = None,
         on_change: Callable[[bool], None] | None = None,
         loader: Callable[[str, str, int], Servable] = load_servable,
     ):
-        if num_versions < 1:
-            raise ValueError(f"serving.num_versions: must be at least 1, got {num_versions}")
-        self.model_name = model_name
-        self.model_path = layout.model_dir(base_path, model_name)
+        self.model = model
+        self.model_name = model.name
+        self.model_path = model.base_path
+        self._policy = model.policy
         self._metrics = metrics
-        self._num_versions = num_versions
         self._batching = batching
         self._warm_up = warm_up or (lambda loaded: None)
         self._on_change = on_change or (lambda serving: None)
@@ -126,6 +125,12 @@ class ModelManager:
             raise errors.servable_not_found(self.model_name, version)
         return available[version]
 
+    def version_for_label(self, label: str) -> int:
+        """The version a label names (model config's version_labels), or INVALID_ARGUMENT."""
+        if label not in self.model.labels:
+            raise errors.unknown_version_label(label)
+        return self.model.labels[label]
+
     def states(self) -> dict[int, VersionState]:
         return dict(self._states)
 
@@ -138,15 +143,17 @@ class ModelManager:
         """Loads new aspired versions and unloads the ones no longer served."""
         with self._lock:
             on_disk = layout.list_versions(self.model_path)
-            for version in reversed(on_disk[-self._num_versions :]):
+            aspired = self._policy.aspired(on_disk)
+            for version in reversed(aspired):
                 if version not in self._available:
                     self._try_load(version)
-            # Nothing servable yet (a fresh start whose newest version is broken): fall back
-            # to older versions, newest first, rather than answer NOT_FOUND.
-            for version in reversed(on_disk[: -self._num_versions]):
-                if self._available:
-                    break
-                self._try_load(version)
+            if self._policy.kind == "latest":
+                # Nothing servable yet (a fresh start whose newest version is broken): fall
+                # back to older versions, newest first, rather than answer NOT_FOUND.
+                for version in reversed([v for v in on_disk if v not in aspired]):
+                    if self._available:
+                        break
+                    self._try_load(version)
             self._unload_stale(set(on_disk))
 
     def _try_load(self, version: int) -> None:
@@ -178,10 +185,10 @@ class ModelManager:
 
     def _unload_stale(self, on_disk: set[int]) -> None:
         available = self._available
-        keep = sorted(v for v in available if v in on_disk)[-self._num_versions :]
+        keep = self._policy.keep(available, sorted(on_disk))
         if not keep:
             # Files gone and nothing newer: keep serving what is loaded (availability first).
-            keep = sorted(available)[-self._num_versions :]
+            keep = sorted(available)[-max(self._policy.num_versions, 1) :]
         stale = sorted(set(available) - set(keep))
         if not stale:
             return

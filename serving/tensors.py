@@ -55,14 +55,10 @@ def to_tensor_proto(array: np.ndarray):
     return tf.make_tensor_proto(array)
 
 
-def check_inputs(signature_def, request_inputs: Mapping) -> dict[str, np.ndarray]:
-    """The request's tensors as numpy arrays keyed by input alias, after TF Serving's checks.
-
-    Wrong count or names, dtype and shape mismatches are INVALID_ARGUMENT, with TF Serving's
-    wording where it has one (predict_util.cc, saved_model/util.cc, the session's arg check).
-    """
+def check_input_names(signature_def, sent_aliases) -> None:
+    """Wrong count or names of inputs are INVALID_ARGUMENT, in TF Serving's words."""
     expected = signature_def.inputs
-    sent = sorted(request_inputs.keys())
+    sent = sorted(sent_aliases)
     if len(sent) != len(expected):
         wanted = sorted(expected.keys())
         extra = sorted(set(sent) - set(wanted))
@@ -72,14 +68,37 @@ def check_inputs(signature_def, request_inputs: Mapping) -> dict[str, np.ndarray
             f"len({{{','.join(sent)}}}) != len({{{','.join(wanted)}}}). "
             f"Sent extra: {{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}."
         )
-    arrays = {}
-    for index, (alias, info) in enumerate(sorted(expected.items())):
-        if alias not in request_inputs:
+    for alias, info in sorted(expected.items()):
+        if alias not in sent:
             raise errors.invalid_argument(
                 f"Signature input alias: {alias}(feed name: {info.name}) not found in request "
                 f"and no default value provided. Inputs expected to be in the request "
                 f"{{{','.join(sent)}}}, or default input alias set: "
             )
+
+
+def check_array(index: int, alias: str, info, array: np.ndarray) -> None:
+    """The shape check of one input, and no NaN or infinity in a float input: a waveform with
+    them would poison the log-mel statistics and every score after them."""
+    want = shape_of(info)
+    if not shape_compatible(want, array.shape):
+        raise errors.invalid_argument(
+            f"Expects arg[{index}] ({alias}) to have shape {_shape_text(want)} but "
+            f"{_shape_text(array.shape)} is provided"
+        )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise errors.invalid_argument(f"input {alias!r} holds NaN or infinite values")
+
+
+def check_inputs(signature_def, request_inputs: Mapping) -> dict[str, np.ndarray]:
+    """The request's tensors as numpy arrays keyed by input alias, after TF Serving's checks.
+
+    Wrong count or names, dtype and shape mismatches are INVALID_ARGUMENT, with TF Serving's
+    wording where it has one (predict_util.cc, saved_model/util.cc, the session's arg check).
+    """
+    check_input_names(signature_def, request_inputs.keys())
+    arrays = {}
+    for index, (alias, info) in enumerate(sorted(signature_def.inputs.items())):
         proto = request_inputs[alias]
         if proto.dtype != info.dtype:
             raise errors.invalid_argument(
@@ -87,14 +106,17 @@ def check_inputs(signature_def, request_inputs: Mapping) -> dict[str, np.ndarray
                 f"{dtype_name(proto.dtype)} is provided"
             )
         array = to_ndarray(proto, alias)
-        want = shape_of(info)
-        if not shape_compatible(want, array.shape):
-            raise errors.invalid_argument(
-                f"Expects arg[{index}] ({alias}) to have shape {_shape_text(want)} but "
-                f"{_shape_text(array.shape)} is provided"
-            )
+        check_array(index, alias, info, array)
         arrays[alias] = array
     return arrays
+
+
+def check_arrays(signature_def, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """check_inputs for inputs that are numpy arrays already (REST requests)."""
+    check_input_names(signature_def, arrays.keys())
+    for index, (alias, info) in enumerate(sorted(signature_def.inputs.items())):
+        check_array(index, alias, info, arrays[alias])
+    return dict(arrays)
 
 
 def check_batch_sizes(arrays: Mapping[str, np.ndarray]) -> int | None:

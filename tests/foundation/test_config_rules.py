@@ -122,6 +122,7 @@ REJECTED = [
     _row("serving.num_versions=0", "serving.num_versions: must be positive"),
     _row("serving.max_message_mb=0", "serving.max_message_mb: must be positive"),
     _row("serving.grpc_workers=0", "serving.grpc_workers: must be positive"),
+    _row("serving.max_frames=0", "serving.max_frames: must be positive"),
     _row("serving.max_batch_size=0", "serving.max_batch_size: must be positive"),
     _row("serving.num_batch_threads=0", "serving.num_batch_threads: must be positive"),
     _row("serving.max_enqueued_batches=0", "serving.max_enqueued_batches: must be positive"),

@@ -26,15 +26,21 @@ def exported_models(tmp_path_factory):
 
 @pytest.fixture
 def start_server():
-    """Starts ModelServers on a free loopback port; stops them after the test."""
+    """Starts ModelServers on a free loopback port; stops them after the test.
+
+    `start(base, model)` serves <base>/<model>/<version>/ (the folder that holds the model's
+    versions folder); `models=` gives ModelConfigs instead."""
+    import os
+
+    from serving.model_config import ModelConfig
     from serving.server import ModelServer, ServerOptions
 
     started = []
 
     def start(base: str, model: str = "m", **overrides):
+        models = overrides.pop("models", None) or (ModelConfig(model, os.path.join(base, model)),)
         options = ServerOptions(
-            model_base_path=base,
-            model_name=model,
+            models=models,
             port=overrides.pop("port", 0),
             host="127.0.0.1",
             poll_seconds=overrides.pop("poll_seconds", 0.2),

@@ -15,6 +15,7 @@ from tests.support import records
 
 LABELS = ["cat", "dog", "owl"]
 TASK = "digits"
+WAVEFORM_SIGNATURE = "tones_raw"
 
 
 def export_model(path: str, bias: float) -> str:
@@ -45,8 +46,22 @@ def export_model(path: str, bias: float) -> str:
                 examples, sequence_features={image_key: tf.io.VarLenFeature(tf.string)}
             )
             frames = tf.sparse.to_dense(lists[image_key], default_value="")
+            # Every frame is decoded, as the real export does: a broken JPEG is refused.
+            flat = tf.reshape(frames, [-1])
+            present = tf.boolean_mask(flat, tf.strings.length(flat) > 0)
+            heights = tf.map_fn(
+                lambda jpeg: tf.shape(tf.io.decode_jpeg(jpeg))[0],
+                present,
+                fn_output_signature=tf.int32,
+            )
             num = tf.reduce_sum(tf.cast(tf.strings.length(frames) > 0, tf.float32), axis=[1, 2])
+            # Zero times the decoded heights: the decoding stays in the graph (not pruned).
+            num += 0.0 * tf.cast(tf.reduce_sum(heights), tf.float32)
             return self._outputs(num[:, tf.newaxis])
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+        def waveform(self, waveform):
+            return self._outputs(tf.reduce_mean(tf.abs(waveform), axis=1, keepdims=True))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")])
         def raw(self, image):
@@ -74,6 +89,7 @@ def export_model(path: str, bias: float) -> str:
             TASK: examples_fn,
             "serving_default": examples_fn,
             f"{TASK}_raw": model.raw.get_concrete_function(),
+            WAVEFORM_SIGNATURE: model.waveform.get_concrete_function(),
             f"{TASK}_classify": classify_fn,
         },
     )
@@ -94,10 +110,22 @@ def _set_classify_method(path: str, signature_name: str) -> None:
         f.write(saved.SerializeToString())
 
 
-def sequence_example(num_frames: int) -> bytes:
-    """A record with `num_frames` placeholder frames (the tiny model counts them)."""
-    frames = [b"jpeg-bytes-%d" % i for i in range(num_frames)]
-    return records.record(frames=frames)
+_JPEG: list[bytes] = []
+
+
+def tiny_jpeg() -> bytes:
+    """A 2x2 JPEG (encoded once)."""
+    if not _JPEG:
+        import numpy as np
+        import tensorflow as tf
+
+        _JPEG.append(tf.io.encode_jpeg(np.full((2, 2, 3), 128, np.uint8)).numpy())
+    return _JPEG[0]
+
+
+def sequence_example(num_frames: int, frame: bytes | None = None) -> bytes:
+    """A record with `num_frames` JPEG frames (the tiny model decodes and counts them)."""
+    return records.record(frames=[frame or tiny_jpeg()] * num_frames)
 
 
 def install_version(exported: str, base: str, model: str, version: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -230,9 +231,29 @@ def test_validate_model(tmp_path, exported_models):
 
 @pytest.mark.e2e
 def test_serve_cli_answers_then_stops_on_sigterm(tmp_path, exported_models):
+    """`polyvit serve` with TF Serving's own flag spellings and a model_config_file holding two
+    models; REST and gRPC answer with the same scores; SIGTERM stops it cleanly."""
+    import json
+    import socket
+    import urllib.request
+
     base = str(tmp_path / "models")
     install_version(exported_models[1], base, MODEL, 1)
+    install_version(exported_models[2], base, "other", 4)
+    config_file = tmp_path / "models.config"
+    config_file.write_text(
+        "model_config_list {\n"
+        f'  config {{ name: "{MODEL}" base_path: "{base}/{MODEL}" model_platform: "tensorflow" }}\n'
+        f'  config {{ name: "other" base_path: "{base}/other" model_platform: "tensorflow"\n'
+        "    model_version_policy { specific { versions: 4 } }\n"
+        '    version_labels { key: "stable" value: 4 } }\n'
+        "}\n"
+    )
+    with socket.socket() as probe:  # TF Serving's --rest_api_port=0 means "no REST API"
+        probe.bind(("127.0.0.1", 0))
+        rest_port = probe.getsockname()[1]
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    k8s_config = os.path.join(repo, "k8s", "serving", "base", "config")
     command = [
         sys.executable,
         "-m",
@@ -240,14 +261,13 @@ def test_serve_cli_answers_then_stops_on_sigterm(tmp_path, exported_models):
         "serve",
         "--config",
         os.path.join(repo, "configs", "demo.yaml"),
-        "--model-base-path",
-        base,
-        "--model-name",
-        MODEL,
-        "--port",
-        "0",
-        "--poll-seconds",
-        "0",
+        "--port=0",
+        f"--rest_api_port={rest_port}",
+        f"--model_config_file={config_file}",
+        "--enable_batching=true",
+        f"--batching_parameters_file={os.path.join(k8s_config, 'batching.config')}",
+        f"--monitoring_config_file={os.path.join(k8s_config, 'monitoring.config')}",
+        "--file_system_poll_wait_seconds=0",
     ]
     log_path = tmp_path / "serve.log"
     log_file = open(log_path, "w")  # a file, not a pipe: the server's log can never block it
@@ -255,12 +275,30 @@ def test_serve_cli_answers_then_stops_on_sigterm(tmp_path, exported_models):
         command, stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=repo
     )
     try:
-        line = process.stdout.readline()  # "polyvit serve: m on 127.0.0.1:PORT"
-        assert " on 127.0.0.1:" in line, log_path.read_text()[-3000:]
-        target = line.strip().rsplit(" ", 1)[-1]
+        line = process.stdout.readline()  # "polyvit serve: m, other on HOST:PORT, REST on URL"
+        assert f"{MODEL}, other on 127.0.0.1:" in line, log_path.read_text()[-3000:]
+        target = line.split(" on ")[1].split(",")[0]
+        rest_url = line.strip().rsplit(" ", 1)[-1]
+        assert rest_url == f"http://127.0.0.1:{rest_port}"
         with grpc.insecure_channel(target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            assert stub.Predict(request(), TIMEOUT).model_spec.version.value == 1
+            answer = stub.Predict(request((1, 3)), TIMEOUT)
+            assert answer.model_spec.version.value == 1
+            other = request((1, 3))
+            other.model_spec.name = "other"
+            other.model_spec.version_label = "stable"
+            assert stub.Predict(other, TIMEOUT).model_spec.version.value == 4
+        examples = [{"b64": base64.b64encode(sequence_example(n)).decode()} for n in (1, 3)]
+        body = json.dumps({"signature_name": TASK, "instances": examples}).encode()
+        with urllib.request.urlopen(f"{rest_url}/v1/models/{MODEL}:predict", body, TIMEOUT) as r:
+            predictions = json.loads(r.read())["predictions"]
+        np.testing.assert_allclose(
+            [p["scores"] for p in predictions],
+            tf.make_ndarray(answer.outputs["scores"]),
+            rtol=1e-6,
+        )
+        with urllib.request.urlopen(f"{rest_url}/monitoring/prometheus/metrics") as r:
+            assert b"polyvit_serving_batch_size" in r.read()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log_path.read_text()[-3000:]
         assert "shutting down gracefully" in log_path.read_text()

@@ -1,0 +1,78 @@
+"""Checks of serialized examples before they reach the model, so that a hostile or broken
+request is refused with a reason instead of costing a model call (or worse, an answer).
+
+Predict's `examples` inputs are DMVR SequenceExamples (the export contract) and Classify's are
+tf.Examples. Refused with INVALID_ARGUMENT: an empty record, one that does not parse, one with
+more frames than `max_frames` (a 10,000-frame video would be decoded whole in the graph), and
+float values that are NaN or infinite (a poisoned waveform).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from tensorflow.core.example import example_pb2
+
+from serving import errors
+
+
+def _check_floats(where: str, name: str, feature) -> None:
+    if feature.WhichOneof("kind") != "float_list" or not feature.float_list.value:
+        return
+    if not np.isfinite(np.asarray(feature.float_list.value, np.float32)).all():
+        raise errors.invalid_argument(f"{where}: feature {name!r} holds NaN or infinite values")
+
+
+def check_sequence_example(index: int, serialized: bytes, max_frames: int) -> None:
+    where = f"examples[{index}]"
+    if not serialized:
+        raise errors.invalid_argument(f"{where}: the serialized example is empty")
+    example = example_pb2.SequenceExample()
+    try:
+        example.ParseFromString(serialized)
+    except DecodeError:
+        raise errors.invalid_argument(
+            f"{where}: cannot parse {len(serialized)} bytes as a SequenceExample "
+            "(truncated or not a SequenceExample)"
+        ) from None
+    for name, feature in example.context.feature.items():
+        _check_floats(where, name, feature)
+    for name, feature_list in example.feature_lists.feature_list.items():
+        if len(feature_list.feature) > max_frames:
+            raise errors.invalid_argument(
+                f"{where}: {name!r} has {len(feature_list.feature)} frames, more than the "
+                f"server's limit of {max_frames} (serving.max_frames); send shorter clips"
+            )
+        for feature in feature_list.feature:
+            _check_floats(where, name, feature)
+
+
+def check_sequence_examples(serialized: Iterable[bytes], max_frames: int) -> None:
+    for index, item in enumerate(serialized):
+        check_sequence_example(index, item, max_frames)
+
+
+def check_examples(examples: Iterable, max_frames: int) -> None:
+    """Classify's tf.Examples (already parsed by the transport)."""
+    for index, example in enumerate(examples):
+        where = f"examples[{index}]"
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = getattr(feature, kind).value if kind else ()
+            if kind == "bytes_list" and len(values) > max_frames:
+                raise errors.invalid_argument(
+                    f"{where}: {name!r} has {len(values)} values, more than the server's limit "
+                    f"of {max_frames} (serving.max_frames)"
+                )
+            _check_floats(where, name, feature)
+
+
+def check_raw_frames(alias: str, array: np.ndarray, max_frames: int) -> None:
+    """A raw video input [N, T, H, W, 3]: at most `max_frames` frames per video."""
+    if array.ndim == 5 and array.shape[1] > max_frames:
+        raise errors.invalid_argument(
+            f"input {alias!r} has {array.shape[1]} frames per video, more than the server's "
+            f"limit of {max_frames} (serving.max_frames); send shorter clips"
+        )
