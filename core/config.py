@@ -31,6 +31,10 @@ LabelType = Literal["single", "multi"]
 # CSV rows that name a clip id rather than a path find their file in `media_dir` by its stem:
 # `<id>.<ext>` or `<id>_<anything>.<ext>` (the common downloaders' naming).
 Layout = Literal["folders", "dmvr_csv", "audioset_csv", "kinetics_csv", "vggsound_csv"]
+# How MediaExampleGen writes its TFRecords: "none" is what DMVR's default TFRecordsSource()
+# (and so scenic's and VATT's factories) reads; every reader of the project detects either.
+Compression = Literal["none", "gzip"]
+COMPRESSIONS: tuple[str, ...] = typing.get_args(Compression)
 Schedule = Literal["weighted", "uniform", "task_by_task", "accumulate"]
 Strategy = Literal["default", "mirrored", "multi_worker_mirrored", "tpu"]
 
@@ -99,6 +103,9 @@ class Ingestion:
     max_bad_fraction: float = 0.1
     # Refuse frames larger than this (pixels per side) before decoding them.
     max_resolution: int = 8192
+    # TFRecord compression of the written records: "none" (`.tfrecord`, what DMVR's readers
+    # read by default) or "gzip" (`.gz`; TFX's readers detect gzip by that suffix).
+    compression: Compression = "none"
 
 
 @dataclass
@@ -496,6 +503,12 @@ def _check_ingestion(ingestion: Ingestion) -> None:
     )
     _fraction(ingestion, "ingestion", ("eval_fraction",), upper=")")
     _fraction(ingestion, "ingestion", ("max_bad_fraction",))
+    _require(
+        ingestion.compression in COMPRESSIONS,
+        "ingestion.compression",
+        f"must be one of {list(COMPRESSIONS)}",
+        ingestion.compression,
+    )
 
 
 def _check_model(model: Model) -> ModelSize:

@@ -24,15 +24,32 @@ SAMPLE_RATE = "audio/sample_rate"  # int64: samples per second of the waveform
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)
 
+# Record files: `<task>-SSSSS-of-NNNNN<suffix>`, the suffix by `ingestion.compression`. TFX's
+# readers (tfx_bsl, Beam's ReadFromTFRecord) choose gzip by the `.gz` suffix alone, so gzip
+# files must end in `.gz` and uncompressed ones must not; the project's own readers look at the
+# files' first bytes instead (media.fs.record_compression), so a gzip file named otherwise
+# (DMVR record sets) reads too.
+RECORD_SUFFIXES = {"none": ".tfrecord", "gzip": ".gz"}
+_SHARD = "-?????-of-?????"
+
 
 def split_dir(examples_uri: str, split: str) -> str:
     """TFX's layout of an Examples artifact: one folder per split."""
     return os.path.join(examples_uri, f"Split-{split}")
 
 
+def record_suffix(compression: str) -> str:
+    """The file suffix of records written with `compression` ("none" or "gzip")."""
+    if compression not in RECORD_SUFFIXES:
+        raise ValueError(f"compression: {compression!r} is not one of {list(RECORD_SUFFIXES)}")
+    return RECORD_SUFFIXES[compression]
+
+
 def task_file_pattern(examples_uri: str, split: str, task: str) -> str:
-    """Records of one task in one split: `Split-<split>/<task>-SSSSS-of-NNNNN.gz`."""
-    return os.path.join(split_dir(examples_uri, split), f"{task}-*.gz")
+    """Records of one task in one split, either compression:
+    `Split-<split>/<task>-SSSSS-of-NNNNN.tfrecord` or `....gz`. The shard part keeps task
+    `a` from matching the files of task `a-b`."""
+    return os.path.join(split_dir(examples_uri, split), f"{task}{_SHARD}*")
 
 
 def vocabulary_path(examples_uri: str, task: str) -> str:

@@ -18,8 +18,6 @@ from media import fs
 from media.decode import DecodedClip
 from media.example_proto import SequenceExample
 
-_GZIP_MAGIC = b"\x1f\x8b"
-
 
 @dataclasses.dataclass(frozen=True)
 class ClipMetadata:
@@ -133,15 +131,16 @@ def parse_sequence_example(serialized: bytes) -> ParsedClip:
 
 
 # --------------------------------------------------------------------------------------------
-# Files: DMVR's generator writes uncompressed TFRecords, we write gzipped ones; read both.
+# Files: MediaExampleGen writes uncompressed (the default, what DMVR reads) or gzip records;
+# DMVR's generator writes uncompressed ones, other tools gzip ones under any name. Readers
+# look at each file's first bytes, never at its name.
 
 
 def iter_tfrecord(path: str):
-    """Serialized records of one TFRecord file, gzip or not (detected from its first bytes)."""
+    """Serialized records of one TFRecord file, gzip or not."""
     import tensorflow as tf
 
-    compression = "GZIP" if fs.head(path, 2) == _GZIP_MAGIC else ""
-    for record in tf.data.TFRecordDataset(path, compression_type=compression):
+    for record in tf.data.TFRecordDataset(path, compression_type=fs.record_compression(path)):
         yield record.numpy()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from core.config import Inputs, Task
+from media import fs
 from transforms import audio, video
 from transforms.audio import log_mel_spectrogram
 from transforms.augment import mixup
@@ -182,6 +183,13 @@ def _list_files(file_pattern: str) -> list[str]:
     return files
 
 
+def file_compressions(files: list[str]) -> list[str]:
+    """TFRecordDataset's compression type per file ("GZIP" or ""), from the files' first bytes:
+    records of MediaExampleGen (either `ingestion.compression`), DMVR's generator and other
+    tools read alike, whatever their names say."""
+    return [fs.record_compression(path) for path in files]
+
+
 def _read_records(
     files: list[str],
     *,
@@ -189,7 +197,6 @@ def _read_records(
     seed: int,
     input_context: tf.distribute.InputContext | None,
     shuffle_buffer: int,
-    compression: str,
 ) -> tf.data.Dataset:
     """Serialized records of this input pipeline's shard, shuffled in training.
 
@@ -200,13 +207,13 @@ def _read_records(
     shard_files = num_pipelines > 1 and len(files) >= num_pipelines
     if shard_files:
         files = files[pipeline_id::num_pipelines]
-    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = tf.data.Dataset.from_tensor_slices((files, file_compressions(files)))
     if training:
         # The same seed in every pipeline: when records are sharded, all pipelines must read
         # the files in the same order for their every-n-th records to be disjoint.
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
+        lambda path, compression: tf.data.TFRecordDataset(path, compression_type=compression),
         cycle_length=tf.data.AUTOTUNE,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
@@ -235,7 +242,6 @@ def make_dataset(
     audio_std: float = 1.0,
     modality: str | None = None,
     drop_remainder: bool = True,
-    compression: str = "GZIP",
 ) -> tf.data.Dataset:
     """(features, labels) batches of one task's records.
 
@@ -244,7 +250,8 @@ def make_dataset(
     `batch_size` is the size of the batches THIS dataset yields: under
     distribute_datasets_from_function pass `input_context.get_per_replica_batch_size(global)`.
     `repeat` defaults to `training`. `drop_remainder=False` keeps an evaluation's last partial
-    batch (dynamic batch dimension: not for TPU)."""
+    batch (dynamic batch dimension: not for TPU). Each file's compression (none or gzip) is
+    detected from its first bytes."""
     modality = modality or modality_key(task)
     _check_num_clips(task, modality, num_clips)
     if batch_size <= 0:
@@ -258,7 +265,6 @@ def make_dataset(
         seed=seed,
         input_context=input_context,
         shuffle_buffer=inputs.shuffle_buffer,
-        compression=compression,
     )
     if repeat:
         ds = ds.repeat()

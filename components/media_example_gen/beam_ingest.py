@@ -5,7 +5,8 @@ point, used by `polyvit ingest` and by the MediaExampleGen TFX executor. `config
 ingestion's slice of the config, a `core.config.IngestConfig` (the tasks' data and the
 `ingestion` section): nothing else of the config reaches it. It writes
 
-    <output_dir>/Split-<split>/<task>-SSSSS-of-NNNNN.gz    gzip TFRecords of DMVR SequenceExamples
+    <output_dir>/Split-<split>/<task>-SSSSS-of-NNNNN.tfrecord   TFRecords of DMVR SequenceExamples
+                                                         (`.gz` with ingestion.compression=gzip)
     <output_dir>/labels/<task>.txt                       label vocabulary, one per line, sorted
     <quarantine_dir>/quarantine.jsonl                    one JSON line per refused input
     <quarantine_dir>/counts.jsonl                        clips written per task and split, and
@@ -260,6 +261,14 @@ def _encode(element, data_root: str) -> tuple[str, str, bytes]:
     return item.task, item.clip.split, example.SerializeToString()
 
 
+def record_files(compression: str) -> tuple[str, str]:
+    """(file suffix, Beam compression type) of `ingestion.compression`. The compression is
+    named explicitly: Beam's AUTO would also pick it from the suffix, but saying it keeps the
+    two from drifting apart."""
+    beam_type = CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED
+    return features.record_suffix(compression), beam_type
+
+
 def _count_quarantined(record: QuarantineRecord) -> QuarantineRecord:
     Metrics.counter(METRICS_NAMESPACE, f"quarantined/{record.task}/{record.reason}").inc()
     return record
@@ -298,6 +307,7 @@ def build_pipeline(
     parts = records | "ByTaskSplit" >> beam.Partition(
         lambda r, n: targets.index((r[0], r[1])), len(targets)
     )
+    suffix, compression = record_files(ingestion.compression)
     for (task, split), part in zip(targets, parts, strict=True):
         _ = (
             part
@@ -305,8 +315,8 @@ def build_pipeline(
             | f"Write[{task}/{split}]"
             >> beam.io.WriteToTFRecord(
                 fs.join(features.split_dir(output_dir, split), task),
-                file_name_suffix=".gz",
-                compression_type=CompressionTypes.GZIP,
+                file_name_suffix=suffix,
+                compression_type=compression,
             )
         )
 

@@ -40,7 +40,7 @@ def _flag(field_name: str) -> str:
 def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="task folder, or a CSV file of the task")
     parser.add_argument(
-        "output", metavar="OUTPUT", help="folder for Split-<split>/<task>-*.gz and labels/"
+        "output", metavar="OUTPUT", help="folder for Split-<split>/<task>-*-of-* and labels/"
     )
     parser.add_argument("--modality", required=True, choices=_MODALITIES)
     parser.add_argument(
@@ -63,13 +63,17 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quarantine", default="", help="default: OUTPUT/quarantine")
     defaults = Ingestion()
+    hints = typing.get_type_hints(Ingestion)
     for field in dataclasses.fields(Ingestion):
         value = getattr(defaults, field.name)
+        # A Literal setting (compression) offers its values as choices.
+        choices = typing.get_args(hints[field.name]) or None
         parser.add_argument(
             _flag(field.name),
             dest=field.name,
             type=type(value),
             default=value,
+            choices=choices,
             help=f"ingestion.{field.name} (default: {value})",
         )
     parser.add_argument(

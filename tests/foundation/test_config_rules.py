@@ -43,6 +43,7 @@ REJECTED = [
     _row("ingestion.eval_fraction=1.0", "ingestion.eval_fraction: must be in [0, 1)"),
     _row("ingestion.eval_fraction=-0.1", "ingestion.eval_fraction: must be in [0, 1)"),
     _row("ingestion.max_bad_fraction=1.5", "ingestion.max_bad_fraction: must be in [0, 1]"),
+    _row("ingestion.compression=zlib", "ingestion.compression: 'zlib' is not one of"),
     # model
     _row("model.preset=huge", "model.preset: unknown preset 'huge'"),
     _row("model.overrides.depth=3", "model.overrides.depth: unknown model size field"),
@@ -174,6 +175,8 @@ ACCEPTED = [
     ["ingestion.jpeg_quality=100"],
     ["ingestion.eval_fraction=0", "ingestion.max_bad_fraction=0"],
     ["ingestion.eval_fraction=0.99", "ingestion.max_bad_fraction=1"],
+    ["ingestion.compression=gzip"],
+    ["ingestion.compression=none"],
     ["model.overrides.num_heads=4", "model.overrides.modality_layers=0"],
     ["inputs.crop_min_area=1.0", "inputs.crop_max_area=1.0", "inputs.crop_max_aspect=1.0"],
     ["inputs.eval_crop_fraction=1.0", "inputs.eval_clips=1", "inputs.mixup_alpha=0"],
@@ -256,6 +259,13 @@ def test_a_slice_from_a_components_custom_config_is_checked_too():
         config_lib.from_custom_config(
             config_lib.to_custom_config(ingest), config_lib.IngestConfig, "MediaExampleGen"
         )
+
+
+def test_a_config_built_in_code_is_checked_by_the_same_rules():
+    config = config_lib.load(DEMO)
+    config.ingestion = dataclasses.replace(config.ingestion, compression="zip")
+    with pytest.raises(config_lib.ConfigError, match=r"ingestion\.compression: must be one of"):
+        config_lib.validate(config)
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,8 @@ def read_split(output: str, task: str, split: str) -> list:
     parsed = []
     # As DMVR does, an audio reader asks only for the waveform.
     specs = {k: v for k, v in SEQUENCE.items() if task != "tones" or k == features.WAVEFORM}
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+    # As DMVR's default TFRecordsSource() reads them: no compression argument.
+    for record in tf.data.TFRecordDataset(files):
         context, sequence = tf.io.parse_single_sequence_example(
             record, context_features=CONTEXT, sequence_features=specs
         )

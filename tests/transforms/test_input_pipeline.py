@@ -156,6 +156,26 @@ def test_labels_one_hot_and_multi_hot(tmp_path):
     np.testing.assert_array_equal(labels.numpy(), [[0, 1, 0, 0, 1, 0], [0] * 6])
 
 
+def test_each_files_compression_is_detected_from_its_bytes(tmp_path):
+    """Uncompressed (MediaExampleGen's default, DMVR's generator), gzip named `.gz`, and gzip
+    named like an uncompressed DMVR shard all read in one dataset."""
+    records = [record_for("image", i, labels=(i,)) for i in range(3)]
+    support_records.write_tfrecords(
+        str(tmp_path / "mix-00000-of-00003.tfrecord"), records[:1], "none"
+    )
+    support_records.write_tfrecords(str(tmp_path / "mix-00001-of-00003.gz"), records[1:2], "gzip")
+    support_records.write_tfrecords(str(tmp_path / "mix-00002-of-00003"), records[2:], "gzip")
+    pattern = str(tmp_path / "mix-*")
+    assert input_pipeline.file_compressions(sorted(tf.io.gfile.glob(pattern))) == [
+        "",
+        "GZIP",
+        "GZIP",
+    ]
+    ds = input_pipeline.make_dataset(pattern, IMAGE_TASK, INPUTS, training=False, batch_size=3)
+    _, labels = first_batch(ds)
+    np.testing.assert_array_equal(labels.numpy(), np.eye(5, dtype=np.float32)[:3])
+
+
 def test_bad_labels_fail_naming_the_record(tmp_path):
     out_of_range = write_records(tmp_path, "oor", [record_for("image", 0, labels=(7,))])
     ds = input_pipeline.make_dataset(out_of_range, IMAGE_TASK, INPUTS, training=False, batch_size=1)
