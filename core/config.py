@@ -58,6 +58,9 @@ class DataSource:
     label_names: str = ""
     # Folder holding the media files when CSV rows name only ids (AudioSet, Kinetics).
     media_dir: str = ""
+    # Samples per second of the waveforms of records that do not say theirs
+    # (`audio/sample_rate`); 0: such a record is an error, never a guess.
+    sample_rate: int = 0
 
 
 @dataclass
@@ -472,6 +475,7 @@ def _check_task_names(tasks: list) -> None:
             raise ConfigError(f"tasks.{task.name}: task name used twice")
         if not task.data.root:
             raise ConfigError(f"tasks.{task.name}.data.root: the task has no data path")
+        _not_negative(task.data, f"tasks.{task.name}.data", ("sample_rate",))
         if task.data.layout == "audioset_csv" and task.label_type != "multi":
             raise ConfigError(
                 f"tasks.{task.name}.label_type: audioset_csv data is multi-label; set 'multi'"

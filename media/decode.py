@@ -495,7 +495,17 @@ def iter_clips(
         return
     if modality not in ("video", "audio"):
         raise ValueError(f"unknown modality {modality!r}; expected video, audio or image")
-    yield from _iter_av_clips(path, modality, ingestion, start_s, end_s)
+    for clip in _iter_av_clips(path, modality, ingestion, start_s, end_s):
+        check_finite(clip.waveform, path)
+        yield clip
+
+
+def check_finite(waveform: np.ndarray | None, path: str) -> None:
+    """A waveform with NaN or infinite samples (float PCM can hold them) is refused here, at
+    ingestion, rather than turning into NaN scores downstream."""
+    if waveform is not None and not np.isfinite(waveform).all():
+        bad = int(np.size(waveform) - np.isfinite(waveform).sum())
+        raise MediaError(errors.NON_FINITE, f"{bad} NaN or infinite audio samples", path)
 
 
 def decode_file(path: str, modality: str, ingestion: Ingestion) -> list[DecodedClip]:

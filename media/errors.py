@@ -24,6 +24,7 @@ BAD_TIME_RANGE = "bad_time_range"
 UNKNOWN_LABEL = "unknown_label"
 BAD_ROW = "bad_row"  # a CSV/list row that cannot be parsed
 AMBIGUOUS_MEDIA = "ambiguous_media"  # a clip id matches several media files
+NON_FINITE = "non_finite_values"  # NaN or infinite samples (float PCM, records from elsewhere)
 
 REASONS = (
     EMPTY_FILE,
@@ -39,6 +40,7 @@ REASONS = (
     UNKNOWN_LABEL,
     BAD_ROW,
     AMBIGUOUS_MEDIA,
+    NON_FINITE,
 )
 
 

@@ -14,6 +14,7 @@ from media import decode, errors
 from media.errors import MediaError
 from tests.support.media import (
     write_bytes,
+    write_float_wav,
     write_huge_png_header,
     write_png,
     write_video,
@@ -80,6 +81,16 @@ def test_full_scale_stereo_stays_in_range(tmp_path):
     path = write_wav(str(tmp_path / "loud.wav"), amplitude=1.0, channels=2, sample_width=4)
     (clip,) = decode.decode_file(path, "audio", ING)
     assert np.abs(clip.waveform).max() <= 1.0 and np.abs(clip.waveform).max() > 0.95
+
+
+def test_non_finite_samples_are_refused_with_their_reason(tmp_path):
+    samples = np.full((1, 16000), 0.25, np.float32)
+    samples[0, 100], samples[0, 200] = np.nan, np.inf
+    path = write_float_wav(str(tmp_path / "nan.wav"), samples, 16000)
+    with pytest.raises(MediaError) as info:
+        decode.decode_file(path, "audio", ING)
+    assert info.value.reason == errors.NON_FINITE and info.value.path == path
+    assert "NaN or infinite" in info.value.detail
 
 
 def test_audio_track_of_a_video(sample_video):
