@@ -1,5 +1,8 @@
 """The record contract: DMVR's SequenceExample keys, the project's own keys, and file naming.
 
+A video record always carries a waveform (silence, marked `audio/has_audio` = 0, when the
+source has no audio track: see HAS_AUDIO); image records carry none.
+
 Records written by MediaExampleGen and read by the input pipelines, Transform, TFMA and the
 serving signatures all take their keys from here.
 """
@@ -20,6 +23,13 @@ END_US = "clip/end/timestamp"  # context int64, microseconds
 TASK = "task/name"  # bytes: the task (dataset) the clip belongs to
 FRAME_RATE = "video/frame_rate"  # float: frames per second of image/encoded
 SAMPLE_RATE = "audio/sample_rate"  # int64: samples per second of the waveform
+# int64, on every record with a waveform: 1 when it is the source's audio, 0 when the source
+# has no audio track and the waveform is silence of the clip's length. A video without audio
+# still gets a waveform because DMVR's audio-visual readers take the first Feature of
+# WAVEFORM/feature/floats and fail on a record without one ("slice index 0 of dimension 0");
+# silence keeps such a record readable, and this mark lets a model mask the audio out (as
+# VATT-style audio-visual training does) instead of learning from the stand-in.
+HAS_AUDIO = "audio/has_audio"
 
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)

@@ -73,6 +73,9 @@ class DecodedClip:
     height: int
     waveform: np.ndarray | None  # float32 mono in [-1, 1]; None when there is no audio
     sample_rate: int  # 0 when there is no audio
+    # False when `waveform` is a silent stand-in for a soundtrack the source does not have
+    # (media.dmvr.with_silent_audio); recorded as `audio/has_audio` = 0.
+    has_audio: bool = True
 
 
 def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:

@@ -63,7 +63,22 @@ def build_sequence_example(clip: DecodedClip, meta: ClipMetadata) -> SequenceExa
         waveform = example.feature_lists.feature_list[features.WAVEFORM].feature.add()
         waveform.float_list.value[:] = np.asarray(clip.waveform, np.float32).tolist()
         _set_ints(example, features.SAMPLE_RATE, [clip.sample_rate])
+        _set_ints(example, features.HAS_AUDIO, [int(clip.has_audio)])
     return example
+
+
+def with_silent_audio(clip: DecodedClip, sample_rate: int) -> DecodedClip:
+    """A video clip without audio, given silence of its length at `sample_rate`, marked as no
+    audio (`has_audio=False`; see core.features.HAS_AUDIO). Clips with audio are unchanged."""
+    if clip.waveform is not None:
+        return clip
+    samples = max(1, round((clip.end_s - clip.start_s) * sample_rate))
+    return dataclasses.replace(
+        clip,
+        waveform=np.zeros(samples, np.float32),
+        sample_rate=sample_rate,
+        has_audio=False,
+    )
 
 
 @dataclasses.dataclass
@@ -81,6 +96,7 @@ class ParsedClip:
     task: str
     frame_rate: float | None
     sample_rate: int | None
+    has_audio: bool | None = None  # `audio/has_audio`; None when the record does not say
 
 
 def _context_bytes(example, key: str) -> list[bytes]:
@@ -127,6 +143,9 @@ def parse_sequence_example(serialized: bytes) -> ParsedClip:
         if frame_rate is not None and frame_rate.float_list.value
         else None,
         sample_rate=_context_int(example, features.SAMPLE_RATE),
+        has_audio=None
+        if _context_int(example, features.HAS_AUDIO) is None
+        else bool(_context_int(example, features.HAS_AUDIO)),
     )
 
 

@@ -254,8 +254,11 @@ class DecodeClipsFn(beam.DoFn):
             self._progress.flush()
 
 
-def _encode(element, data_root: str) -> tuple[str, str, bytes]:
+def _encode(element, data_root: str, sample_rate: int) -> tuple[str, str, bytes]:
     item, clip = element
+    if item.modality == "video":
+        # DMVR's audio-visual readers need a waveform in every video record: silence, marked.
+        clip = dmvr.with_silent_audio(clip, sample_rate)
     example = dmvr.build_sequence_example(clip, clip_metadata(item, clip, data_root))
     Metrics.counter(METRICS_NAMESPACE, f"written/{item.task}/{item.clip.split}").inc()
     return item.task, item.clip.split, example.SerializeToString()
@@ -300,7 +303,9 @@ def build_pipeline(
             _QUARANTINE_TAG, main="clips"
         )
     )
-    records = decoded.clips | "Encode" >> beam.Map(_encode, data_root=data_root)
+    records = decoded.clips | "Encode" >> beam.Map(
+        _encode, data_root=data_root, sample_rate=ingestion.sample_rate
+    )
 
     # One output per (task, split), so that every task's files are named after it.
     targets = [(task, s) for task in task_names for s in features.SPLITS]
