@@ -28,9 +28,14 @@ LabelType = Literal["single", "multi"]
 #                 with class_labels_indices.csv mapping label ids to names
 #   kinetics_csv  Kinetics CSV: label,youtube_id,time_start,time_end,split
 #   vggsound_csv  VGGSound CSV (no header): youtube_id,start_seconds,label,train|test
+#   dmvr_records  existing DMVR TFRecords (scenic's, VATT's, DMVR's generator's): `train` and
+#                 `eval` are file patterns in `root` (sharded, uncompressed or gzip), each record
+#                 validated, its labels re-keyed by clip/label/text, the task name added
 # CSV rows that name a clip id rather than a path find their file in `media_dir` by its stem:
 # `<id>.<ext>` or `<id>_<anything>.<ext>` (the common downloaders' naming).
-Layout = Literal["folders", "dmvr_csv", "audioset_csv", "kinetics_csv", "vggsound_csv"]
+Layout = Literal[
+    "folders", "dmvr_csv", "audioset_csv", "kinetics_csv", "vggsound_csv", "dmvr_records"
+]
 # How MediaExampleGen writes its TFRecords: "none" is what DMVR's default TFRecordsSource()
 # (and so scenic's and VATT's factories) reads; every reader of the project detects either.
 Compression = Literal["none", "gzip"]
@@ -59,7 +64,8 @@ class DataSource:
     # Folder holding the media files when CSV rows name only ids (AudioSet, Kinetics).
     media_dir: str = ""
     # Samples per second of the waveforms of records that do not say theirs
-    # (`audio/sample_rate`); 0: such a record is an error, never a guess.
+    # (`audio/sample_rate`); 0: such a record is an error (dmvr_records: quarantined as
+    # no_sample_rate), never a guess.
     sample_rate: int = 0
 
 
@@ -476,6 +482,14 @@ def _check_task_names(tasks: list) -> None:
         if not task.data.root:
             raise ConfigError(f"tasks.{task.name}.data.root: the task has no data path")
         _not_negative(task.data, f"tasks.{task.name}.data", ("sample_rate",))
+        if task.data.layout == "dmvr_records":
+            for name in ("label_names", "media_dir"):
+                _require(
+                    not getattr(task.data, name),
+                    f"tasks.{task.name}.data.{name}",
+                    "dmvr_records reads no media files (records carry their labels)",
+                    getattr(task.data, name),
+                )
         if task.data.layout == "audioset_csv" and task.label_type != "multi":
             raise ConfigError(
                 f"tasks.{task.name}.label_type: audioset_csv data is multi-label; set 'multi'"

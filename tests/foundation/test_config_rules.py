@@ -33,6 +33,11 @@ REJECTED = [
     _row("tasks.digits.label_smoothing=1.0", "tasks.digits.label_smoothing: must be in [0, 1)"),
     _row("tasks.dtmf.eval.min_metric=2.0", "tasks.dtmf.eval.min_metric: must be in [0, 1]"),
     _row("tasks.dtmf.data.sample_rate=-1", "tasks.dtmf.data.sample_rate: must not be negative"),
+    _row(
+        "tasks.motion.data.layout=dmvr_records",
+        "tasks.motion.data.media_dir=videos",
+        "tasks.motion.data.media_dir: dmvr_records reads no media files",
+    ),
     # ingestion
     _row("ingestion.fps=0", "ingestion.fps: must be positive, got 0"),
     _row("ingestion.short_side=0", "ingestion.short_side: must be positive"),
@@ -174,6 +179,7 @@ ACCEPTED = [
     ["tasks.digits.label_smoothing=0.0", "tasks.dtmf.eval.min_metric=1.0"],
     ["tasks.dtmf.data.sample_rate=0"],
     ["tasks.dtmf.data.sample_rate=48000"],
+    ["tasks.motion.data.layout=dmvr_records", "tasks.motion.data.sample_rate=48000"],
     ["ingestion.jpeg_quality=1"],
     ["ingestion.jpeg_quality=100"],
     ["ingestion.eval_fraction=0", "ingestion.max_bad_fraction=0"],
