@@ -54,6 +54,13 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-names", default="", help="audioset_csv: label id -> name CSV")
     parser.add_argument("--media-dir", default="", help="folder of media named by clip id")
     parser.add_argument(
+        "--record-sample-rate",
+        type=int,
+        default=0,
+        help="dmvr_records: the sample rate of records that do not say theirs "
+        "(data.sample_rate; default: such records are quarantined)",
+    )
+    parser.add_argument(
         "--label-type", choices=("single", "multi"), help="default: multi for audioset_csv"
     )
     parser.add_argument(
@@ -123,6 +130,7 @@ def build_config(args: argparse.Namespace) -> IngestConfig:
             eval=args.eval,
             label_names=args.label_names,
             media_dir=args.media_dir,
+            sample_rate=args.record_sample_rate,
         ),
     )
     return IngestConfig(tasks=[task], ingestion=ingestion)
