@@ -154,7 +154,7 @@ def run_polyvit_ingest(source: str, modality: str, workers: int, out_root: str) 
     from media import dmvr
 
     clips = frames = 0
-    for path in glob.glob(os.path.join(output, "Split-*", "*.gz")):
+    for path in glob.glob(os.path.join(output, "Split-*", "*-of-*")):
         for record in dmvr.iter_tfrecord(path):
             clips += 1
             frames += len(dmvr.parse_sequence_example(record).frames)

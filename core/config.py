@@ -29,9 +29,17 @@ LabelType = Literal["single", "multi"]
 #                 with class_labels_indices.csv mapping label ids to names
 #   kinetics_csv  Kinetics CSV: label,youtube_id,time_start,time_end,split
 #   vggsound_csv  VGGSound CSV (no header): youtube_id,start_seconds,label,train|test
+#   dmvr_records  existing DMVR TFRecords (scenic's, VATT's, DMVR's generator's): `train` and
+#                 `eval` are file patterns in `root` (sharded, uncompressed or gzip), each record
+#                 validated, its labels re-keyed by clip/label/text, the task name added
 # CSV rows that name a clip id rather than a path find their file in `media_dir` by its stem:
 # `<id>.<ext>` or `<id>_<anything>.<ext>` (the common downloaders' naming).
-Layout = Literal["folders", "dmvr_csv", "audioset_csv", "kinetics_csv", "vggsound_csv"]
+Layout = Literal[
+    "folders", "dmvr_csv", "audioset_csv", "kinetics_csv", "vggsound_csv", "dmvr_records"
+]
+# How MediaExampleGen writes its TFRecords: "none" is what DMVR's default TFRecordsSource()
+# (and so scenic's and VATT's factories) reads; every reader of the project detects either.
+Compression = Literal["none", "gzip"]
 Schedule = Literal["weighted", "uniform", "task_by_task", "accumulate"]
 Strategy = Literal["default", "mirrored", "multi_worker_mirrored", "tpu"]
 
@@ -51,6 +59,10 @@ class DataSource:
     label_names: str = ""
     # Folder holding the media files when CSV rows name only ids (AudioSet, Kinetics).
     media_dir: str = ""
+    # Samples per second of the waveforms of records that do not say theirs
+    # (`audio/sample_rate`); 0: such a record is an error (dmvr_records: quarantined as
+    # no_sample_rate), never a guess.
+    sample_rate: int = 0
 
 
 @dataclass
@@ -96,6 +108,9 @@ class Ingestion:
     max_bad_fraction: float = 0.1
     # Refuse frames larger than this (pixels per side) before decoding them.
     max_resolution: int = 8192
+    # TFRecord compression of the written records: "none" (`.tfrecord`, what DMVR's readers
+    # read by default) or "gzip" (`.gz`; TFX's readers detect gzip by that suffix).
+    compression: Compression = "none"
 
 
 @dataclass
@@ -421,8 +436,15 @@ def _tasks_by_name(data: dict) -> dict:
     return data
 
 
+def _check_types(config_or_slice: Any) -> None:
+    """The loader's type checks (choices of a Literal, numbers, strings) for a config built in
+    code too: its plain data must build again, strictly."""
+    _build(type(config_or_slice), dataclasses.asdict(config_or_slice), "")
+
+
 def validate(config: Config) -> Config:
     """Checks every value rule of `config`; returns it, or raises ConfigError naming the key."""
+    _check_types(config)
     rules.check_tasks(config.tasks)
     rules.check_ingestion(config.ingestion)
     rules.check_inputs(config.inputs)
@@ -517,6 +539,7 @@ def trainer_config(config: Config) -> TrainerConfig:
 def validate_slice(config_slice: Any) -> Any:
     """The value rules of the sections a slice holds (a slice rebuilt from a component's
     custom_config is checked as strictly as the Config it was cut from)."""
+    _check_types(config_slice)
     if isinstance(config_slice, IngestConfig):
         rules.check_task_names(config_slice.tasks)
         rules.check_ingestion(config_slice.ingestion)

@@ -81,6 +81,15 @@ def check_tasks(tasks: list[Task]) -> None:
         _not_negative(task, key, ("lr_multiplier", "loss_weight", "sampling_weight", "steps"))
         _fraction(task, key, ("label_smoothing",), upper=")")
         _fraction(task.eval, f"{key}.eval", ("min_metric",))
+        _not_negative(task.data, f"{key}.data", ("sample_rate",))
+        if task.data.layout == "dmvr_records":
+            for name in ("label_names", "media_dir"):
+                _require(
+                    not getattr(task.data, name),
+                    f"{key}.data.{name}",
+                    "dmvr_records reads no media files (records carry their labels)",
+                    getattr(task.data, name),
+                )
 
 
 def check_ingestion(ingestion: Ingestion) -> None:

@@ -3,9 +3,10 @@
 `iter_clips(path, modality, ingestion)` yields `DecodedClip`s as soon as each is complete:
 video frames sampled at `ingestion.fps` (the latest frame at or before each sample time, as
 FFmpeg's fps filter does), resized so the shorter side is `ingestion.short_side` and JPEG-encoded;
-the audio track resampled to `ingestion.sample_rate`, mono float32 in [-1, 1]; a still image as
-one frame. Nothing holds a whole video: packets are decoded as they are demuxed and only the
-frames picked for the current clip are converted.
+the audio track resampled to `ingestion.sample_rate` and downmixed to mono by FFmpeg's own
+resampler (levels as `ffmpeg -ac 1` gives them: see mono_resampler), float32 in [-1, 1]; a
+still image as one frame. Nothing holds a whole video: packets are decoded as they are demuxed
+and only the frames picked for the current clip are converted.
 
 A long input is cut into clips of `ingestion.clip_seconds`; a trailing piece shorter than half a
 clip is not a clip (the first clip is always kept, however short the file).
@@ -73,6 +74,9 @@ class DecodedClip:
     height: int
     waveform: np.ndarray | None  # float32 mono in [-1, 1]; None when there is no audio
     sample_rate: int  # 0 when there is no audio
+    # False when `waveform` is a silent stand-in for a soundtrack the source does not have
+    # (media.dmvr.with_silent_audio); recorded as `audio/has_audio` = 0.
+    has_audio: bool = True
 
 
 def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -258,9 +262,34 @@ class _AudioCutter:
         return np.clip(piece, -1.0, 1.0).astype(np.float32, copy=False)
 
 
+# FFmpeg's resampler downmixes to mono with its default matrix (libswresample: centre 1,
+# front left/right -3 dB, surrounds -6 dB, LFE dropped), i.e. what `ffmpeg -ac 1` does and what
+# DMVR's generator gets (it asks FFmpeg for mono 32-bit integer PCM). With an integer output
+# format swresample scales that matrix so that each output's coefficients sum to 1, so full
+# scale stays within [-1, 1] (a float output would keep the raw matrix: stereo summed at -3 dB
+# reaches 1.41). Hence 32-bit integers, scaled back to float32 here.
+_MONO_FORMAT = "s32"
+_S32_SCALE = 1.0 / 2**31
+
+
+_FLOAT_FORMATS = ("flt", "fltp", "dbl", "dblp")
+
+
+def _check_finite_frame(frame, path: str) -> None:
+    """Float PCM can hold NaN and infinity; the integer downmix would turn them into silence or
+    full scale, so they are caught before it."""
+    if frame.format.name in _FLOAT_FORMATS:
+        check_finite(frame.to_ndarray(), path)
+
+
+def mono_resampler(sample_rate: int):
+    """PyAV's (FFmpeg's) resampler to mono 32-bit PCM at `sample_rate`."""
+    return av.AudioResampler(format=_MONO_FORMAT, layout="mono", rate=sample_rate)
+
+
 def _mono(frame) -> np.ndarray:
-    """Planar float samples (channels, n) of a resampled frame -> their mean, float32."""
-    return frame.to_ndarray().mean(axis=0, dtype=np.float32)
+    """A frame out of mono_resampler -> float32 samples in [-1, 1)."""
+    return (frame.to_ndarray().reshape(-1) * _S32_SCALE).astype(np.float32)
 
 
 def _duration(container) -> float | None:
@@ -335,9 +364,7 @@ def _iter_av_clips(
             sampler = _FrameSampler(start, ingestion.fps, size, ingestion.jpeg_quality)
         if audio is not None:
             cutter = _AudioCutter(start, ingestion.sample_rate)
-            # Keep the channels and average them below: FFmpeg's own stereo-to-mono matrix
-            # scales each channel by 1/sqrt(2), which pushes full-scale audio past 1.
-            resampler = av.AudioResampler(format="fltp", rate=ingestion.sample_rate)
+            resampler = mono_resampler(ingestion.sample_rate)
         assembler = _ClipAssembler(start, windows, ingestion, sampler, cutter, path)
 
         if start > 0:
@@ -358,6 +385,7 @@ def _iter_av_clips(
                         assembler.add_frames(sampler.add(frame, time, end))
                     else:
                         assert resampler is not None and cutter is not None
+                        _check_finite_frame(frame, path)
                         for out in resampler.resample(frame):
                             cutter.add(_mono(out), time)
                 yield from assembler.ready()
@@ -496,6 +524,14 @@ def iter_clips(
     if modality not in ("video", "audio"):
         raise ValueError(f"unknown modality {modality!r}; expected video, audio or image")
     yield from _iter_av_clips(path, modality, ingestion, start_s, end_s)
+
+
+def check_finite(waveform: np.ndarray | None, path: str) -> None:
+    """Samples with NaN or infinity (float PCM, records from elsewhere) are refused at
+    ingestion rather than turning into NaN scores downstream."""
+    if waveform is not None and not np.isfinite(waveform).all():
+        bad = int(np.size(waveform) - np.isfinite(waveform).sum())
+        raise MediaError(errors.NON_FINITE, f"{bad} NaN or infinite audio samples", path)
 
 
 def decode_file(path: str, modality: str, ingestion: Ingestion) -> list[DecodedClip]:

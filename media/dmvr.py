@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from core import features
-from media import fs
-from media.decode import DecodedClip
+from media import errors, fs
+from media.decode import DecodedClip, check_finite
+from media.errors import MediaError
 from media.example_proto import SequenceExample
-
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,22 @@ def build_sequence_example(clip: DecodedClip, meta: ClipMetadata) -> SequenceExa
         waveform = example.feature_lists.feature_list[features.WAVEFORM].feature.add()
         waveform.float_list.value[:] = np.asarray(clip.waveform, np.float32).tolist()
         _set_ints(example, features.SAMPLE_RATE, [clip.sample_rate])
+        _set_ints(example, features.HAS_AUDIO, [int(clip.has_audio)])
     return example
+
+
+def with_silent_audio(clip: DecodedClip, sample_rate: int) -> DecodedClip:
+    """A video clip without audio, given silence of its length at `sample_rate`, marked as no
+    audio (`has_audio=False`; see core.features.HAS_AUDIO). Clips with audio are unchanged."""
+    if clip.waveform is not None:
+        return clip
+    samples = max(1, round((clip.end_s - clip.start_s) * sample_rate))
+    return dataclasses.replace(
+        clip,
+        waveform=np.zeros(samples, np.float32),
+        sample_rate=sample_rate,
+        has_audio=False,
+    )
 
 
 @dataclasses.dataclass
@@ -83,6 +98,7 @@ class ParsedClip:
     task: str
     frame_rate: float | None
     sample_rate: int | None
+    has_audio: bool | None = None  # `audio/has_audio`; None when the record does not say
 
 
 def _context_bytes(example, key: str) -> list[bytes]:
@@ -129,19 +145,95 @@ def parse_sequence_example(serialized: bytes) -> ParsedClip:
         if frame_rate is not None and frame_rate.float_list.value
         else None,
         sample_rate=_context_int(example, features.SAMPLE_RATE),
+        has_audio=None
+        if _context_int(example, features.HAS_AUDIO) is None
+        else bool(_context_int(example, features.HAS_AUDIO)),
     )
 
 
 # --------------------------------------------------------------------------------------------
-# Files: DMVR's generator writes uncompressed TFRecords, we write gzipped ones; read both.
+# Records written elsewhere (the dmvr_records layout): validated and re-keyed one by one.
+
+
+def record_label_texts(serialized: bytes) -> tuple[str, ...]:
+    """`clip/label/text` of a serialized record (empty when it has none or does not parse)."""
+    try:
+        example = SequenceExample.FromString(serialized)
+    except DecodeError:
+        return ()
+    return tuple(b.decode("utf-8", "replace") for b in _context_bytes(example, features.LABEL_TEXT))
+
+
+@dataclasses.dataclass(frozen=True)
+class RekeyRules:
+    """What a record from elsewhere must satisfy to enter a task (see rekey_record)."""
+
+    task: str
+    modality: str
+    vocabulary: tuple[str, ...]  # the task's labels in index order
+    default_sample_rate: int = 0  # tasks.<t>.data.sample_rate; 0: a record must say its own
+
+
+def _check_media(example, modality: str, where: str) -> None:
+    lists = example.feature_lists.feature_list
+    if modality in ("image", "video"):
+        frames = lists[features.IMAGE_ENCODED].feature if features.IMAGE_ENCODED in lists else []
+        if not any(f.bytes_list.value for f in frames):
+            raise MediaError(errors.NO_FRAMES, f"no {features.IMAGE_ENCODED} frames", where)
+    waveform = lists[features.WAVEFORM].feature if features.WAVEFORM in lists else []
+    if modality == "audio" and not any(f.float_list.value for f in waveform):
+        raise MediaError(errors.NO_AUDIO_STREAM, f"no {features.WAVEFORM} samples", where)
+    for feature in waveform:
+        check_finite(np.asarray(feature.float_list.value, np.float32), where)
+
+
+def rekey_record(serialized: bytes, rules: RekeyRules, where: str) -> bytes:
+    """A DMVR record from elsewhere made a record of the task, or a MediaError with the same
+    reasons as raw media: it must parse, hold its modality's media (frames; samples for
+    audio), have finite samples with a known rate (the record's `audio/sample_rate`, else
+    `default_sample_rate`, then written into it) and labels whose `clip/label/text` are all
+    in the vocabulary. `clip/label/index` is rewritten from the texts (another tool's
+    numbering never reaches training) and `task/name` set; everything else is kept.
+    `where` names the record in errors (`<file>#<n>`)."""
+    try:
+        example = SequenceExample.FromString(serialized)
+    except DecodeError as e:
+        raise MediaError(errors.BAD_RECORD, f"not a SequenceExample: {e}", where) from None
+    _check_media(example, rules.modality, where)
+    lists = example.feature_lists.feature_list
+    if features.WAVEFORM in lists and not _context_int(example, features.SAMPLE_RATE):
+        if not rules.default_sample_rate:
+            raise MediaError(
+                errors.NO_SAMPLE_RATE,
+                f"no {features.SAMPLE_RATE}; set tasks.{rules.task}.data.sample_rate",
+                where,
+            )
+        _set_ints(example, features.SAMPLE_RATE, [rules.default_sample_rate])
+    texts = [b.decode("utf-8", "replace") for b in _context_bytes(example, features.LABEL_TEXT)]
+    if not texts:
+        raise MediaError(
+            errors.UNKNOWN_LABEL, f"no {features.LABEL_TEXT}: labels are mapped by text", where
+        )
+    index = {label: i for i, label in enumerate(rules.vocabulary)}
+    unknown = [t for t in texts if t not in index]
+    if unknown:
+        raise MediaError(errors.UNKNOWN_LABEL, f"labels {unknown} never occur in train", where)
+    _set_ints(example, features.LABEL_INDEX, [index[t] for t in texts])
+    _set_bytes(example, features.TASK, [rules.task.encode()])
+    return example.SerializeToString()
+
+
+# --------------------------------------------------------------------------------------------
+# Files: MediaExampleGen writes uncompressed (the default, what DMVR reads) or gzip records;
+# DMVR's generator writes uncompressed ones, other tools gzip ones under any name. Readers
+# look at each file's first bytes, never at its name.
 
 
 def iter_tfrecord(path: str):
-    """Serialized records of one TFRecord file, gzip or not (detected from its first bytes)."""
+    """Serialized records of one TFRecord file, gzip or not."""
     import tensorflow as tf
 
-    compression = "GZIP" if fs.head(path, 2) == _GZIP_MAGIC else ""
-    for record in tf.data.TFRecordDataset(path, compression_type=compression):
+    for record in tf.data.TFRecordDataset(path, compression_type=fs.record_compression(path)):
         yield record.numpy()
 
 

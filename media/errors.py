@@ -24,6 +24,9 @@ BAD_TIME_RANGE = "bad_time_range"
 UNKNOWN_LABEL = "unknown_label"
 BAD_ROW = "bad_row"  # a CSV/list row that cannot be parsed
 AMBIGUOUS_MEDIA = "ambiguous_media"  # a clip id matches several media files
+NON_FINITE = "non_finite_values"  # NaN or infinite samples (float PCM, records from elsewhere)
+BAD_RECORD = "bad_record"  # a TFRecord that is no SequenceExample (dmvr_records)
+NO_SAMPLE_RATE = "no_sample_rate"  # a waveform whose rate neither the record nor the config says
 
 REASONS = (
     EMPTY_FILE,
@@ -39,6 +42,9 @@ REASONS = (
     UNKNOWN_LABEL,
     BAD_ROW,
     AMBIGUOUS_MEDIA,
+    NON_FINITE,
+    BAD_RECORD,
+    NO_SAMPLE_RATE,
 )
 
 

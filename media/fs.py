@@ -125,6 +125,16 @@ def head(path: str, n: int) -> bytes:
         return f.read(n)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def record_compression(path: str) -> str:
+    """TensorFlow's compression type of one TFRecord file, "GZIP" or "", from its first bytes
+    (never its name: DMVR record sets and other tools name files freely). An empty file reads
+    as uncompressed: no records."""
+    return "GZIP" if head(path, 2) == _GZIP_MAGIC else ""
+
+
 def open_for_decoder(path: str):
     """What PyAV and PIL should open: the path itself locally, a file object for a bucket."""
     return _gfile().GFile(path, "rb") if is_remote(path) else path

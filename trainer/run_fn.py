@@ -8,7 +8,7 @@ Reads from `fn_args`:
   custom_config["config"]  the Trainer's slice of the config (core.config.TrainerConfig: tasks,
                            model, inputs, training, sample_rate), as plain data or JSON
   train_files/eval_files   TFX's `<examples_uri>/Split-<split>/*`; each task's records are
-                           `Split-<split>/<task>-*.gz` (core.features.task_file_pattern)
+                           `Split-<split>/<task>-SSSSS-of-NNNNN*` (core.features.task_file_pattern)
   train_steps              when set (train_args.num_steps), replaces training.steps
   eval_steps               when set (eval_args.num_steps), replaces training.eval_steps
   transform_output         when set, audio normalisation statistics from the TransformGraph

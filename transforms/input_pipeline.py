@@ -19,6 +19,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from core.config import Inputs, Task
+from media import fs
 from transforms import audio, video
 from transforms.audio import log_mel_spectrogram
 from transforms.augment import mixup
@@ -27,9 +28,13 @@ from transforms.parsing import (
     IMAGE,
     MODALITIES,
     VIDEO,
+    check_finite,
+    indices_by_text,
     label_vector,
     parse_label_indices,
     parse_record,
+    record_sample_rate,
+    vocabulary_table,
 )
 
 __all__ = [
@@ -141,9 +146,17 @@ def record_features(
     modality = modality or modality_key(task)
     parsed = parse_record(serialized, modality)
     if modality == AUDIO:
-        features = audio.waveform_features(
-            parsed["waveform"],
+        waveform = check_finite(parsed["waveform"], parsed["filename"])
+        rate = record_sample_rate(
             parsed["sample_rate"],
+            waveform,
+            task.data.sample_rate,
+            f"tasks.{task.name}.data.sample_rate",
+            parsed["filename"],
+        )
+        features = audio.waveform_features(
+            waveform,
+            rate,
             inputs,
             num_clips,
             training=training,
@@ -165,10 +178,15 @@ def record_features(
     return _drop_single_clip(features, num_clips)
 
 
-def record_labels(serialized: tf.Tensor, task: Task) -> tf.Tensor:
-    """float32 [num_classes]: one-hot (single-label) or multi-hot (multi) from clip/label/index."""
+def record_labels(
+    serialized: tf.Tensor, task: Task, table: tf.lookup.StaticHashTable | None = None
+) -> tf.Tensor:
+    """float32 [num_classes]: one-hot (single-label) or multi-hot (multi). With `table` (the
+    task's vocabulary, parsing.vocabulary_table) labels come from `clip/label/text` where the
+    record has texts, else from `clip/label/index`."""
     parsed = parse_label_indices(serialized)
-    return label_vector(parsed["indices"], task.num_classes, task.label_type, parsed["filename"])
+    indices = indices_by_text(parsed, table)
+    return label_vector(indices, task.num_classes, task.label_type, parsed["filename"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,6 +200,13 @@ def _list_files(file_pattern: str) -> list[str]:
     return files
 
 
+def file_compressions(files: list[str]) -> list[str]:
+    """TFRecordDataset's compression type per file ("GZIP" or ""), from the files' first bytes:
+    records of MediaExampleGen (either `ingestion.compression`), DMVR's generator and other
+    tools read alike, whatever their names say."""
+    return [fs.record_compression(path) for path in files]
+
+
 def _read_records(
     files: list[str],
     *,
@@ -189,7 +214,6 @@ def _read_records(
     seed: int,
     input_context: tf.distribute.InputContext | None,
     shuffle_buffer: int,
-    compression: str,
 ) -> tf.data.Dataset:
     """Serialized records of this input pipeline's shard, shuffled in training.
 
@@ -200,13 +224,13 @@ def _read_records(
     shard_files = num_pipelines > 1 and len(files) >= num_pipelines
     if shard_files:
         files = files[pipeline_id::num_pipelines]
-    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = tf.data.Dataset.from_tensor_slices((files, file_compressions(files)))
     if training:
         # The same seed in every pipeline: when records are sharded, all pipelines must read
         # the files in the same order for their every-n-th records to be disjoint.
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
+        lambda path, compression: tf.data.TFRecordDataset(path, compression_type=compression),
         cycle_length=tf.data.AUTOTUNE,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
@@ -235,7 +259,7 @@ def make_dataset(
     audio_std: float = 1.0,
     modality: str | None = None,
     drop_remainder: bool = True,
-    compression: str = "GZIP",
+    vocabulary: list[str] | None = None,
 ) -> tf.data.Dataset:
     """(features, labels) batches of one task's records.
 
@@ -244,7 +268,11 @@ def make_dataset(
     `batch_size` is the size of the batches THIS dataset yields: under
     distribute_datasets_from_function pass `input_context.get_per_replica_batch_size(global)`.
     `repeat` defaults to `training`. `drop_remainder=False` keeps an evaluation's last partial
-    batch (dynamic batch dimension: not for TPU)."""
+    batch (dynamic batch dimension: not for TPU). Each file's compression (none or gzip) is
+    detected from its first bytes. `vocabulary` (the task's labels in index order) maps records
+    by their `clip/label/text`, for records numbered by another tool; an unknown text fails.
+    Audio: each record's sample rate, else `task.data.sample_rate`, else an error; NaN or
+    infinite samples fail naming the record."""
     modality = modality or modality_key(task)
     _check_num_clips(task, modality, num_clips)
     if batch_size <= 0:
@@ -258,13 +286,13 @@ def make_dataset(
         seed=seed,
         input_context=input_context,
         shuffle_buffer=inputs.shuffle_buffer,
-        compression=compression,
     )
     if repeat:
         ds = ds.repeat()
 
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     base_seed = tf.constant([seed, pipeline_id], tf.int64)
+    table = vocabulary_table(vocabulary) if vocabulary is not None else None
     example_seed = tf.random.experimental.stateless_fold_in(base_seed, _EXAMPLE_STREAM)
 
     def process(index, serialized):
@@ -282,7 +310,7 @@ def make_dataset(
             audio_std=audio_std,
             modality=modality,
         )
-        return {modality: features}, record_labels(serialized, task)
+        return {modality: features}, record_labels(serialized, task, table)
 
     ds = ds.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

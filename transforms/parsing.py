@@ -3,6 +3,14 @@
 Only the keys the modality uses are parsed, so a video record that also carries a waveform
 costs nothing extra unless audio is asked for. Labels are parsed separately: serving
 records need not carry any.
+
+Records written elsewhere (DMVR's generator, other tools) are read as they are, and what they
+cannot tell is an error naming the key and the record's file, never a silent guess:
+- labels: `clip/label/text` mapped through the task's vocabulary where the record has texts
+  (another tool's numbering would otherwise become the wrong class); an unknown text fails;
+- sample rate: `audio/sample_rate`, else the task's `data.sample_rate`, else an error;
+- waveform values: NaN or infinity fail (DMVR's generator writes them when it reads 32-bit
+  integer PCM as float32).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ def parse_record(serialized: tf.Tensor, modality: str) -> dict[str, tf.Tensor]:
         raise ValueError(f"modality: {modality!r} is not one of {list(MODALITIES)}")
     context_spec = {
         keys.FILENAME: tf.io.FixedLenFeature([], tf.string, default_value=""),
-        # 0 means "not recorded": the audio phase then assumes the configured rate.
+        # 0 means "not recorded": see record_sample_rate.
         keys.SAMPLE_RATE: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     }
     if modality == AUDIO:
@@ -46,15 +54,86 @@ def parse_record(serialized: tf.Tensor, modality: str) -> dict[str, tf.Tensor]:
 
 
 def parse_label_indices(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """The record's `clip/label/index` list (int64 [k]) and its filename."""
+    """The record's `clip/label/index` list (int64 [k]), `clip/label/text` list (string [k'],
+    empty when the record has none) and its filename."""
     context, _ = tf.io.parse_single_sequence_example(
         serialized,
         context_features={
             keys.LABEL_INDEX: tf.io.VarLenFeature(tf.int64),
+            keys.LABEL_TEXT: tf.io.VarLenFeature(tf.string),
             keys.FILENAME: tf.io.FixedLenFeature([], tf.string, default_value=""),
         },
     )
-    return {"indices": context[keys.LABEL_INDEX].values, "filename": context[keys.FILENAME]}
+    return {
+        "indices": context[keys.LABEL_INDEX].values,
+        "texts": context[keys.LABEL_TEXT].values,
+        "filename": context[keys.FILENAME],
+    }
+
+
+def vocabulary_table(vocabulary: list[str]) -> tf.lookup.StaticHashTable:
+    """label text -> its index in the task's vocabulary; -1 for a text not in it."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(vocabulary), tf.string),
+            tf.range(len(vocabulary), dtype=tf.int64),
+        ),
+        default_value=-1,
+    )
+
+
+def indices_by_text(
+    parsed: dict[str, tf.Tensor], table: tf.lookup.StaticHashTable | None
+) -> tf.Tensor:
+    """The record's label indices in the task's numbering: its texts through `table` when it
+    has texts (and a table is given), else its `clip/label/index` as written. A text not in the
+    vocabulary fails, naming the text and the record."""
+    if table is None:
+        return parsed["indices"]
+    texts = parsed["texts"]
+    by_text = table.lookup(texts)
+    unknown = tf.boolean_mask(texts, by_text < 0)
+    check = tf.debugging.Assert(
+        tf.equal(tf.size(unknown), 0),
+        [
+            f"{keys.LABEL_TEXT}: not in the task vocabulary:",
+            unknown,
+            "in record",
+            parsed["filename"],
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.cond(
+            tf.size(texts) > 0, lambda: tf.identity(by_text), lambda: tf.identity(parsed["indices"])
+        )
+
+
+def record_sample_rate(
+    recorded: tf.Tensor, waveform: tf.Tensor, configured: int, where: str, filename: tf.Tensor
+) -> tf.Tensor:
+    """int64: the record's `audio/sample_rate`, else `configured` (the task's
+    `data.sample_rate`, 0 when unset). A record with samples but neither rate fails: its
+    duration and pitch cannot be known (48 kHz read as 16 kHz is three times too long)."""
+    rate = tf.where(recorded > 0, recorded, tf.constant(configured, tf.int64))
+    check = tf.debugging.Assert(
+        (rate > 0) | tf.equal(tf.size(waveform), 0),
+        [
+            f"{keys.SAMPLE_RATE}: the record has none and {where} is not set; record",
+            filename,
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(rate)
+
+
+def check_finite(waveform: tf.Tensor, filename: tf.Tensor) -> tf.Tensor:
+    """The waveform, after failing on NaN or infinite samples (naming the record)."""
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(waveform)),
+        [f"{keys.WAVEFORM}: NaN or infinite samples in record", filename],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(waveform)
 
 
 def label_vector(

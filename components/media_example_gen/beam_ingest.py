@@ -5,7 +5,8 @@ point, used by `polyvit ingest` and by the MediaExampleGen TFX executor. `config
 ingestion's slice of the config, a `core.config.IngestConfig` (the tasks' data and the
 `ingestion` section): nothing else of the config reaches it. It writes
 
-    <output_dir>/Split-<split>/<task>-SSSSS-of-NNNNN.gz    gzip TFRecords of DMVR SequenceExamples
+    <output_dir>/Split-<split>/<task>-SSSSS-of-NNNNN.tfrecord   TFRecords of DMVR SequenceExamples
+                                                         (`.gz` with ingestion.compression=gzip)
     <output_dir>/labels/<task>.txt                       label vocabulary, one per line, sorted
     <quarantine_dir>/quarantine.jsonl                    one JSON line per refused input
     <quarantine_dir>/counts.jsonl                        clips written per task and split, and
@@ -35,7 +36,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from components.media_example_gen import sources
 from core import features
 from core.config import IngestConfig, Ingestion, TaskData
-from media import decode, dmvr, fs
+from media import decode, dmvr, errors, fs
 from media.errors import MediaError, QuarantineRecord
 
 METRICS_NAMESPACE = "polyvit.ingest"
@@ -45,6 +46,8 @@ PROGRESS_SECONDS = 10.0
 QUARANTINE_FILE = "quarantine.jsonl"
 COUNTS_FILE = "counts.jsonl"
 _QUARANTINE_TAG = "quarantine"
+_RECORDS_TAG = "records"  # dmvr_records: re-keyed records, (task, split, serialized)
+_READ_TAG = "read"  # dmvr_records: one task name per record read (the records are the inputs)
 # How many refused files the summary (and a failure message) names.
 _FIRST_BAD = 10
 
@@ -61,6 +64,8 @@ class WorkItem:
     modality: str
     clip: sources.SourceClip
     label_indices: tuple[int, ...]
+    # dmvr_records: the clip is a shard of existing records, validated and re-keyed by these.
+    rules: dmvr.RekeyRules | None = None
 
 
 @dataclasses.dataclass
@@ -141,6 +146,11 @@ def clip_metadata(item: WorkItem, clip: decode.DecodedClip, data_root: str) -> d
 
 
 def work_items(task: TaskData, listing: sources.TaskSources) -> list[WorkItem]:
+    if task.data.layout == sources.RECORDS_LAYOUT:
+        rules = dmvr.RekeyRules(
+            task.name, task.modality, tuple(listing.vocabulary), task.data.sample_rate
+        )
+        return [WorkItem(task.name, task.modality, clip, (), rules) for clip in listing.clips]
     index = listing.label_indices()
     return [
         WorkItem(task.name, task.modality, clip, tuple(index[label] for label in clip.labels))
@@ -214,11 +224,14 @@ class _ProgressLogger(threading.Thread):
 
 
 class DecodeClipsFn(beam.DoFn):
-    """WorkItem -> (WorkItem, DecodedClip) per clip; a refused input -> a QuarantineRecord."""
+    """WorkItem -> (WorkItem, DecodedClip) per clip; a refused input -> a QuarantineRecord.
+    A shard of existing records (dmvr_records) -> (task, split, serialized) per good record on
+    the `records` output, a QuarantineRecord per bad one, and one `read` count per record."""
 
-    def __init__(self, ingestion: Ingestion, progress_dir: str = ""):
+    def __init__(self, ingestion: Ingestion, progress_dir: str = "", data_root: str = ""):
         self.ingestion = ingestion
         self.progress_dir = progress_dir
+        self.data_root = data_root
         self._progress = None
 
     def setup(self):
@@ -226,6 +239,9 @@ class DecodeClipsFn(beam.DoFn):
             self._progress = _ProgressFile(self.progress_dir)
 
     def process(self, item: WorkItem):
+        if item.rules is not None:
+            yield from self._records(item)
+            return
         clip = item.clip
         produced = 0
         try:
@@ -244,6 +260,43 @@ class DecodeClipsFn(beam.DoFn):
             )
         self._count(inputs=1)
 
+    def _records(self, item: WorkItem):
+        path, index = item.clip.path, -1
+        try:
+            for index, serialized in enumerate(dmvr.iter_tfrecord(path)):
+                where = sources.record_name(path, index)
+                split = item.clip.split or sources.record_split(
+                    serialized, where, self.data_root, self.ingestion.eval_fraction
+                )
+                yield beam.pvalue.TaggedOutput(_READ_TAG, item.task)
+                try:
+                    assert item.rules is not None
+                    rekeyed = dmvr.rekey_record(serialized, item.rules, where)
+                except MediaError as e:
+                    self._count(quarantined=1)
+                    yield beam.pvalue.TaggedOutput(
+                        _QUARANTINE_TAG,
+                        QuarantineRecord(where, item.task, e.reason, e.detail, split),
+                    )
+                    continue
+                self._count(clips=1)
+                Metrics.counter(METRICS_NAMESPACE, f"written/{item.task}/{split}").inc()
+                yield beam.pvalue.TaggedOutput(_RECORDS_TAG, (item.task, split, rekeyed))
+        except Exception as e:  # noqa: BLE001 - TensorFlow's DataLossError and I/O errors alike
+            self._count(quarantined=1)
+            yield beam.pvalue.TaggedOutput(_READ_TAG, item.task)
+            yield beam.pvalue.TaggedOutput(
+                _QUARANTINE_TAG,
+                QuarantineRecord(
+                    path,
+                    item.task,
+                    errors.CORRUPT_CONTAINER,
+                    f"the TFRecord file breaks after {index + 1} records: {e}",
+                    item.clip.split,
+                ),
+            )
+        self._count(inputs=1)
+
     def _count(self, **counts: int) -> None:
         if self._progress is not None:
             self._progress.add(**counts)
@@ -253,11 +306,22 @@ class DecodeClipsFn(beam.DoFn):
             self._progress.flush()
 
 
-def _encode(element, data_root: str) -> tuple[str, str, bytes]:
+def _encode(element, data_root: str, sample_rate: int) -> tuple[str, str, bytes]:
     item, clip = element
+    if item.modality == "video":
+        # DMVR's audio-visual readers need a waveform in every video record: silence, marked.
+        clip = dmvr.with_silent_audio(clip, sample_rate)
     example = dmvr.build_sequence_example(clip, clip_metadata(item, clip, data_root))
     Metrics.counter(METRICS_NAMESPACE, f"written/{item.task}/{item.clip.split}").inc()
     return item.task, item.clip.split, example.SerializeToString()
+
+
+def record_files(compression: str) -> tuple[str, str]:
+    """(file suffix, Beam compression type) of `ingestion.compression`. The compression is
+    named explicitly: Beam's AUTO would also pick it from the suffix, but saying it keeps the
+    two from drifting apart."""
+    beam_type = CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED
+    return features.record_suffix(compression), beam_type
 
 
 def _count_quarantined(record: QuarantineRecord) -> QuarantineRecord:
@@ -287,17 +351,21 @@ def build_pipeline(
         | "ListSources" >> beam.Create(items)
         | "Reshuffle" >> beam.Reshuffle()
         | "Decode"
-        >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir)).with_outputs(
-            _QUARANTINE_TAG, main="clips"
+        >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir, data_root)).with_outputs(
+            _QUARANTINE_TAG, _RECORDS_TAG, _READ_TAG, main="clips"
         )
     )
-    records = decoded.clips | "Encode" >> beam.Map(_encode, data_root=data_root)
+    encoded = decoded.clips | "Encode" >> beam.Map(
+        _encode, data_root=data_root, sample_rate=ingestion.sample_rate
+    )
+    records = (encoded, decoded[_RECORDS_TAG]) | "AllRecords" >> beam.Flatten()
 
     # One output per (task, split), so that every task's files are named after it.
     targets = [(task, s) for task in task_names for s in features.SPLITS]
     parts = records | "ByTaskSplit" >> beam.Partition(
         lambda r, n: targets.index((r[0], r[1])), len(targets)
     )
+    suffix, compression = record_files(ingestion.compression)
     for (task, split), part in zip(targets, parts, strict=True):
         _ = (
             part
@@ -305,8 +373,8 @@ def build_pipeline(
             | f"Write[{task}/{split}]"
             >> beam.io.WriteToTFRecord(
                 fs.join(features.split_dir(output_dir, split), task),
-                file_name_suffix=".gz",
-                compression_type=CompressionTypes.GZIP,
+                file_name_suffix=suffix,
+                compression_type=compression,
             )
         )
 
@@ -326,6 +394,7 @@ def build_pipeline(
     tallies = (
         records | "WrittenKeys" >> beam.Map(lambda r: (("written", r[0], r[1]), 1)),
         quarantined | "BadKeys" >> beam.Map(lambda q: (("quarantined", q.task, q.reason), 1)),
+        decoded[_READ_TAG] | "ReadKeys" >> beam.Map(lambda task: (("read", task, ""), 1)),
     )
     _ = (
         tallies
@@ -366,6 +435,8 @@ def _read_summary(summary: IngestSummary) -> IngestSummary:
         tally = json.loads(line)
         if tally["kind"] == "written":
             summary.written[(tally["task"], tally["key"])] = tally["count"]
+        elif tally["kind"] == "read":  # records of dmvr_records tasks: each one an input
+            summary.inputs += tally["count"]
         else:
             summary.quarantined_by_task[(tally["task"], tally["key"])] = tally["count"]
             summary.quarantined[tally["key"]] = (
@@ -437,7 +508,8 @@ def ingest(
         output_dir=output_dir,
         quarantine_dir=quarantine_dir,
         max_bad_fraction=config.ingestion.max_bad_fraction,
-        inputs=len(items) + len(listed_bad),
+        # Shards of dmvr_records are not inputs: their records are (counted while read).
+        inputs=sum(1 for item in items if item.rules is None) + len(listed_bad),
         vocabularies={listing.task: listing.vocabulary for listing in listings},
     )
     return _read_summary(summary)

@@ -40,7 +40,7 @@ def _flag(field_name: str) -> str:
 def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="task folder, or a CSV file of the task")
     parser.add_argument(
-        "output", metavar="OUTPUT", help="folder for Split-<split>/<task>-*.gz and labels/"
+        "output", metavar="OUTPUT", help="folder for Split-<split>/<task>-*-of-* and labels/"
     )
     parser.add_argument("--modality", required=True, choices=_MODALITIES)
     parser.add_argument(
@@ -54,6 +54,13 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-names", default="", help="audioset_csv: label id -> name CSV")
     parser.add_argument("--media-dir", default="", help="folder of media named by clip id")
     parser.add_argument(
+        "--record-sample-rate",
+        type=int,
+        default=0,
+        help="dmvr_records: the sample rate of records that do not say theirs "
+        "(data.sample_rate; default: such records are quarantined)",
+    )
+    parser.add_argument(
         "--label-type", choices=("single", "multi"), help="default: multi for audioset_csv"
     )
     parser.add_argument(
@@ -63,13 +70,17 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quarantine", default="", help="default: OUTPUT/quarantine")
     defaults = Ingestion()
+    hints = typing.get_type_hints(Ingestion)
     for field in dataclasses.fields(Ingestion):
         value = getattr(defaults, field.name)
+        # A Literal setting (compression) offers its values as choices.
+        choices = typing.get_args(hints[field.name]) or None
         parser.add_argument(
             _flag(field.name),
             dest=field.name,
             type=type(value),
             default=value,
+            choices=choices,
             help=f"ingestion.{field.name} (default: {value})",
         )
     parser.add_argument(
@@ -119,6 +130,7 @@ def build_config(args: argparse.Namespace) -> IngestConfig:
             eval=args.eval,
             label_names=args.label_names,
             media_dir=args.media_dir,
+            sample_rate=args.record_sample_rate,
         ),
     )
     return IngestConfig(tasks=[task], ingestion=ingestion)

@@ -6,9 +6,11 @@ else of the config is in its execution properties, so editing training, serving 
 settings leaves its cache key, and a cached execution, as they were.
 
 Outputs:
-  examples    `Examples` with splits `train` and `eval` of gzip TFRecords of DMVR-layout
+  examples    `Examples` with splits `train` and `eval` of TFRecords of DMVR-layout
               SequenceExamples (payload format FORMAT_TF_SEQUENCE_EXAMPLE, so StatisticsGen,
-              Transform and the Trainer read them as such), label vocabularies under `labels/`.
+              Transform and the Trainer read them as such), uncompressed `.tfrecord` files by
+              default or gzip `.gz` ones (`ingestion.compression`), label vocabularies under
+              `labels/`.
   quarantine  `MediaQuarantine`: JSON lines, one per refused input, with its reason.
 Counts per task and split, and per reason, are custom properties of the two artifacts.
 """

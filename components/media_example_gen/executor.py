@@ -34,7 +34,9 @@ QUARANTINED_TOTAL = "quarantined"  # int
 QUARANTINED_PER_REASON = "quarantined_per_reason"  # JSON {reason: count}
 QUARANTINED_PER_TASK = "quarantined_per_task"  # JSON {task: {reason: count}}
 FIRST_BAD = "first_bad"  # JSON [[file, reason], ...]
-# TFX's ExampleGen writes gzip TFRecords and says so; StatisticsGen & co read this property.
+# TFX's name for TFRecord files, gzip or not: despite the name, its readers (tfx_bsl, Beam's
+# ReadFromTFRecord) pick the compression per file by the `.gz` suffix, so uncompressed
+# `.tfrecord` files under this format read as such (tests/pipeline checks with StatisticsGen).
 _FILE_FORMAT = "tfrecords_gzip"
 
 

@@ -38,6 +38,9 @@ _SPLIT_ALIASES = {
 }
 
 
+RECORDS_LAYOUT = "dmvr_records"
+
+
 class SourceError(ValueError):
     """The task's data as a whole is unusable (no such folder, CSV without its columns)."""
 
@@ -544,10 +547,75 @@ def assign_splits(task: str, rows: list[_Row], data_root: str, eval_fraction: fl
     return TaskSources(task=task, clips=clips, quarantined=quarantined, vocabulary=vocabulary)
 
 
+# --------------------------------------------------------------------------------------------
+# dmvr_records: existing DMVR TFRecord shards. One SourceClip per shard file; the workers
+# read, validate and re-key its records (media.dmvr.rekey_record).
+
+
+def record_name(path: str, index: int) -> str:
+    """How quarantine files and messages name one record: `<file>#<index in the file>`."""
+    return f"{path}#{index}"
+
+
+def record_split(serialized: bytes, where: str, data_root: str, eval_fraction: float) -> str:
+    """The split of a record whose file has none: a hash of its `video/filename` (clips of one
+    video stay together, as for raw media), else of its name (`where`)."""
+    from media import dmvr
+
+    try:
+        filename = dmvr.parse_sequence_example(serialized).filename
+    except Exception:  # an unparseable record is quarantined by the worker; any split will do
+        filename = ""
+    return hash_split(filename or fs.relative(where, data_root), eval_fraction)
+
+
+def _record_files(data: DataSource, task_root: str, data_root: str) -> list[tuple[str, str]]:
+    """(shard, split) pairs; split "" means "per record, by hash"."""
+    if data.train and data.train == data.eval:
+        raise SourceError(f"{task_root}: train and eval name the same files {data.train!r}")
+    patterns = [(data.train or "*", TRAIN if data.eval else "")]
+    if data.eval:
+        patterns.append((data.eval, EVAL))
+    files = []
+    for pattern, split in patterns:
+        found = sorted(p for p in fs.glob(fs.join(task_root, pattern)) if fs.isfile(p))
+        if not found:
+            raise SourceError(f"{task_root}: no record files match {pattern!r}")
+        for path in found:
+            if not fs.is_within(fs.normalize(path), data_root):
+                raise SourceError(f"{path}: outside the data root")
+            files.append((fs.normalize(path), split))
+    return files
+
+
+def _list_record_sources(task: TaskData, task_root: str, data_root: str, eval_fraction: float):
+    """The shards of a dmvr_records task and the vocabulary: sorted label texts of its train
+    records (the driver reads those records' labels once, before the pipeline runs)."""
+    from media import dmvr
+
+    shards = _record_files(task.data, task_root, data_root)
+    texts: set[str] = set()
+    for path, split in shards:
+        if split == EVAL:
+            continue
+        for index, serialized in enumerate(dmvr.iter_tfrecord(path)):
+            where = record_name(path, index)
+            if split or record_split(serialized, where, data_root, eval_fraction) == TRAIN:
+                texts.update(dmvr.record_label_texts(serialized))
+    clips = [
+        SourceClip(path, None, None, (), "", split, fs.relative(path, data_root))
+        for path, split in shards
+    ]
+    return TaskSources(task=task.name, clips=clips, quarantined=[], vocabulary=sorted(texts))
+
+
 def list_task_sources(task: TaskData, data_root: str, eval_fraction: float) -> TaskSources:
-    """All clips of one task with labels and splits, and the rows that cannot be clips."""
+    """All clips of one task with labels and splits, and the rows that cannot be clips.
+    dmvr_records: one clip per record file, with the vocabulary of its train records."""
     task_root = fs.join(data_root, task.data.root)
     if not fs.exists(task_root):
         raise SourceError(f"tasks.{task.name}.data.root: {task_root} does not exist")
+    if task.data.layout == RECORDS_LAYOUT:
+        return _list_record_sources(task, task_root, data_root, eval_fraction)
     rows = _LAYOUTS[task.data.layout](task.data, task_root, data_root)
     return assign_splits(task.name, rows, data_root, eval_fraction)

@@ -19,6 +19,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from core import features
+from media import fs
 from serving import layout
 from serving.validation import InfraValidationError, validate_model
 
@@ -36,7 +37,8 @@ def first_eval_examples(examples_uri: str, tasks: list) -> dict:
         for path in sorted(
             glob.glob(features.task_file_pattern(examples_uri, features.EVAL, task))
         ):
-            records = tf.data.TFRecordDataset(path, compression_type="GZIP").take(1)
+            compression = fs.record_compression(path)
+            records = tf.data.TFRecordDataset(path, compression_type=compression).take(1)
             found[task] = [bytes(r.numpy()) for r in records]
             if found[task]:
                 break

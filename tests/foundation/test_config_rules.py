@@ -32,6 +32,12 @@ REJECTED = [
     _row("tasks.digits.steps=-1", "tasks.digits.steps: must not be negative"),
     _row("tasks.digits.label_smoothing=1.0", "tasks.digits.label_smoothing: must be in [0, 1)"),
     _row("tasks.dtmf.eval.min_metric=2.0", "tasks.dtmf.eval.min_metric: must be in [0, 1]"),
+    _row("tasks.dtmf.data.sample_rate=-1", "tasks.dtmf.data.sample_rate: must not be negative"),
+    _row(
+        "tasks.motion.data.layout=dmvr_records",
+        "tasks.motion.data.media_dir=videos",
+        "tasks.motion.data.media_dir: dmvr_records reads no media files",
+    ),
     # ingestion
     _row("ingestion.fps=0", "ingestion.fps: must be positive, got 0"),
     _row("ingestion.short_side=0", "ingestion.short_side: must be positive"),
@@ -43,6 +49,7 @@ REJECTED = [
     _row("ingestion.eval_fraction=1.0", "ingestion.eval_fraction: must be in [0, 1)"),
     _row("ingestion.eval_fraction=-0.1", "ingestion.eval_fraction: must be in [0, 1)"),
     _row("ingestion.max_bad_fraction=1.5", "ingestion.max_bad_fraction: must be in [0, 1]"),
+    _row("ingestion.compression=zlib", "ingestion.compression: 'zlib' is not one of"),
     # model
     _row("model.preset=huge", "model.preset: unknown preset 'huge'"),
     _row("model.overrides.depth=3", "model.overrides.depth: unknown model size field"),
@@ -171,10 +178,15 @@ REJECTED = [
 ACCEPTED = [
     ["tasks.digits.steps=0", "tasks.digits.sampling_weight=0", "tasks.digits.lr_multiplier=0"],
     ["tasks.digits.label_smoothing=0.0", "tasks.dtmf.eval.min_metric=1.0"],
+    ["tasks.dtmf.data.sample_rate=0"],
+    ["tasks.dtmf.data.sample_rate=48000"],
+    ["tasks.motion.data.layout=dmvr_records", "tasks.motion.data.sample_rate=48000"],
     ["ingestion.jpeg_quality=1"],
     ["ingestion.jpeg_quality=100"],
     ["ingestion.eval_fraction=0", "ingestion.max_bad_fraction=0"],
     ["ingestion.eval_fraction=0.99", "ingestion.max_bad_fraction=1"],
+    ["ingestion.compression=gzip"],
+    ["ingestion.compression=none"],
     ["model.overrides.num_heads=4", "model.overrides.modality_layers=0"],
     ["inputs.crop_min_area=1.0", "inputs.crop_max_area=1.0", "inputs.crop_max_aspect=1.0"],
     ["inputs.eval_crop_fraction=1.0", "inputs.eval_clips=1", "inputs.mixup_alpha=0"],
@@ -257,6 +269,15 @@ def test_a_slice_from_a_components_custom_config_is_checked_too():
         config_lib.from_custom_config(
             config_lib.to_custom_config(ingest), config_lib.IngestConfig, "MediaExampleGen"
         )
+
+
+def test_a_config_built_in_code_is_checked_by_the_same_rules():
+    config = config_lib.load(DEMO)
+    config.ingestion = dataclasses.replace(config.ingestion, compression="zip")
+    with pytest.raises(
+        config_lib.ConfigError, match=r"ingestion\.compression: 'zip' is not one of"
+    ):
+        config_lib.validate(config)
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ CONTEXT = {
     features.FILENAME: tf.io.FixedLenFeature([], tf.string),
     features.START_US: tf.io.FixedLenFeature([], tf.int64),
     features.END_US: tf.io.FixedLenFeature([], tf.int64),
+    features.HAS_AUDIO: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
 }
 SEQUENCE = {
     features.IMAGE_ENCODED: tf.io.FixedLenSequenceFeature([], tf.string),
@@ -123,7 +124,8 @@ def read_split(output: str, task: str, split: str) -> list:
     parsed = []
     # As DMVR does, an audio reader asks only for the waveform.
     specs = {k: v for k, v in SEQUENCE.items() if task != "tones" or k == features.WAVEFORM}
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+    # As DMVR's default TFRecordsSource() reads them: no compression argument.
+    for record in tf.data.TFRecordDataset(files):
         context, sequence = tf.io.parse_single_sequence_example(
             record, context_features=CONTEXT, sequence_features=specs
         )
@@ -138,6 +140,7 @@ def read_split(output: str, task: str, split: str) -> list:
                 "end_us": int(context[features.END_US]),
                 "frames": sequence[features.IMAGE_ENCODED].numpy() if task != "tones" else [],
                 "waveform": tf.sparse.to_dense(sequence[features.WAVEFORM]).numpy(),
+                "has_audio": bool(context[features.HAS_AUDIO]) if task == "motion" else None,
             }
         )
     return sorted(parsed, key=lambda r: (r["file"], r["start_us"]))
@@ -187,11 +190,13 @@ def test_corpus_end_to_end_multi_processing(tmp_path):
         seconds = (r["end_us"] - r["start_us"]) / 1e6
         assert len(r["frames"]) == round(8 * seconds)
         assert {Image.open(io.BytesIO(f)).size for f in r["frames"]} == {(48, 36)}
-        if r["file"].endswith("down/v1.mp4"):
-            assert r["waveform"].shape == (0, 0)  # no audio track: no waveform
-        else:
-            assert r["waveform"].shape == (1, round(16000 * seconds))
-            assert np.abs(r["waveform"]).max() <= 1.0
+        # Every video record has a waveform (DMVR's audio-visual readers need one): silence,
+        # marked as no audio, for the video without an audio track.
+        assert r["waveform"].shape == (1, round(16000 * seconds))
+        assert np.abs(r["waveform"]).max() <= 1.0
+        silent = r["file"].endswith("down/v1.mp4")
+        assert r["has_audio"] == (not silent)
+        assert (np.abs(r["waveform"]).max() == 0.0) == silent
     evals = read_split(output, "motion", "eval")
     assert [(r["file"], r["labels"]) for r in evals] == [
         ("motion/val/down/v2.mp4", ["down"]),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+import pytest
+
 from components.media_example_gen import cli
 from core import features
 from media import dmvr
@@ -34,6 +36,25 @@ def test_flags_build_a_one_task_ingest_config(tmp_path):
     assert cli.data_root(args) == str(tmp_path)
     assert (config.ingestion.fps, config.ingestion.clip_seconds) == (4.0, 1.5)
     assert config.ingestion.sample_rate == 16000  # the config's default
+    assert config.ingestion.compression == "none"  # what DMVR's default readers read
+
+
+def test_flags_for_existing_records_and_compression(tmp_path):
+    args = parse(
+        ["--modality", "video", "--layout", "dmvr_records", "--train", "train-*"]
+        + ["--record-sample-rate", "48000", "--compression", "gzip"]
+        + [str(tmp_path / "set"), str(tmp_path / "o")]
+    )
+    config = cli.build_config(args)
+    (task,) = config.tasks
+    assert (task.data.layout, task.data.train, task.data.sample_rate) == (
+        "dmvr_records",
+        "train-*",
+        48000,
+    )
+    assert config.ingestion.compression == "gzip"
+    with pytest.raises(SystemExit):
+        parse(["--modality", "video", "--compression", "zip", "s", "o"])
 
 
 def test_beam_args_pass_through():

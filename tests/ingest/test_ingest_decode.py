@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,7 +14,9 @@ from core.config import Ingestion
 from media import decode, errors
 from media.errors import MediaError
 from tests.support.media import (
+    sine,
     write_bytes,
+    write_float_wav,
     write_huge_png_header,
     write_png,
     write_video,
@@ -80,6 +83,50 @@ def test_full_scale_stereo_stays_in_range(tmp_path):
     path = write_wav(str(tmp_path / "loud.wav"), amplitude=1.0, channels=2, sample_width=4)
     (clip,) = decode.decode_file(path, "audio", ING)
     assert np.abs(clip.waveform).max() <= 1.0 and np.abs(clip.waveform).max() > 0.95
+
+
+def _pyav_mono(path: str, rate: int) -> np.ndarray:
+    """PyAV's own mono output of a file: its resampler asked for mono 32-bit PCM, as
+    `ffmpeg -ac 1 -f s32le` (DMVR's generator) asks FFmpeg, scaled to [-1, 1)."""
+    with av.open(path) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s32", layout="mono", rate=rate)
+        chunks = [
+            out.to_ndarray() for f in container.decode(stream) for out in resampler.resample(f)
+        ]
+        chunks += [out.to_ndarray() for out in resampler.resample(None)]
+    return np.concatenate(chunks, axis=1)[0] / 2**31
+
+
+def test_a_5_1_soundtrack_is_downmixed_as_ffmpeg_does(tmp_path):
+    rate, seconds = 16000, 1.0
+    tones = [300.0, 500.0, 700.0, 60.0, 1100.0, 1300.0]  # FL FR FC LFE BL BR
+    planar = np.stack([sine(hz, seconds, rate, 0.2) for hz in tones])
+    path = write_float_wav(str(tmp_path / "surround.wav"), planar, rate, layout="5.1")
+    (clip,) = decode.decode_file(path, "audio", Ingestion(clip_seconds=1.0, sample_rate=rate))
+    np.testing.assert_allclose(clip.waveform, _pyav_mono(path, rate)[:16000], atol=1e-6)
+
+    # FFmpeg's default matrix: centre 1, fronts 1/sqrt(2), surrounds 1/2, LFE 0, scaled to sum
+    # to 1 for integer output. Averaging the six channels would give 1/6 each.
+    weights = np.array([np.sqrt(0.5), np.sqrt(0.5), 1.0, 0.0, 0.5, 0.5])
+    expected = weights @ planar / weights.sum()
+    np.testing.assert_allclose(clip.waveform, expected, atol=2e-3)
+    centre_only = np.zeros_like(planar)
+    centre_only[2] = planar[2]
+    path = write_float_wav(str(tmp_path / "centre.wav"), centre_only, rate, layout="5.1")
+    (clip,) = decode.decode_file(path, "audio", Ingestion(clip_seconds=1.0, sample_rate=rate))
+    level = np.abs(clip.waveform).max()
+    assert abs(level - 0.2 / weights.sum()) < 2e-3  # 0.0586, not 0.2 / 6 = 0.0333
+
+
+def test_non_finite_samples_are_refused_with_their_reason(tmp_path):
+    samples = np.full((1, 16000), 0.25, np.float32)
+    samples[0, 100], samples[0, 200] = np.nan, np.inf
+    path = write_float_wav(str(tmp_path / "nan.wav"), samples, 16000)
+    with pytest.raises(MediaError) as info:
+        decode.decode_file(path, "audio", ING)
+    assert info.value.reason == errors.NON_FINITE and info.value.path == path
+    assert "NaN or infinite" in info.value.detail
 
 
 def test_audio_track_of_a_video(sample_video):

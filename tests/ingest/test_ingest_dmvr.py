@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
 from core import features
-from core.config import Ingestion
+from core.config import DataSource, Ingestion
 from media import decode, dmvr
 
 ING = Ingestion(fps=8, short_side=36, clip_seconds=2.0, sample_rate=16000)
@@ -151,3 +153,49 @@ def test_building_records_does_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def dmvr_audio_visual(serialized: tf.Tensor):
+    """What DMVR's add_image + add_audio + add_label parse, then the audio's first step: the
+    first Feature of the waveform list (`tf.sparse.to_dense(x)[0]`), which fails on a record
+    without one."""
+    context, sequence = parse_like_dmvr(serialized)
+    waveform = tf.sparse.to_dense(sequence[features.WAVEFORM])[0]
+    return context, sequence[features.IMAGE_ENCODED], waveform
+
+
+def test_ingested_records_read_with_dmvr_specs_and_no_compression_argument(tmp_path):
+    """`polyvit ingest`'s default output through DMVR's default reading: a plain
+    TFRecordDataset(files), and the audio-visual specs, also for a video without audio."""
+    from components.media_example_gen import beam_ingest
+    from core.config import IngestConfig, TaskData
+    from tests.support.media import write_video
+
+    root = tmp_path / "data"
+    write_video(str(root / "moves" / "up" / "loud.mp4"), seconds=2.0)
+    write_video(str(root / "moves" / "up" / "mute.mp4"), seconds=2.0, audio_rate=None)
+    config = IngestConfig(
+        tasks=[TaskData(name="moves", modality="video", data=DataSource(root="moves"))],
+        ingestion=dataclasses.replace(ING, eval_fraction=0.0),
+    )
+    out = str(tmp_path / "out")
+    summary = beam_ingest.ingest(
+        config, out, str(tmp_path / "q"), data_root=str(root), progress=False
+    )
+    assert summary.clips_written == 2 and summary.bad_inputs == 0
+    files = tf.io.gfile.glob(features.task_file_pattern(out, features.TRAIN, "moves"))
+    assert files and all(f.endswith(".tfrecord") for f in files)
+    read = {}
+    for serialized in tf.data.TFRecordDataset(files):
+        context, frames, waveform = dmvr_audio_visual(serialized)
+        name = dmvr.parse_sequence_example(serialized.numpy()).filename
+        has_audio = dmvr.parse_sequence_example(serialized.numpy()).has_audio
+        read[os.path.basename(name)] = (frames.shape[0], waveform.numpy(), has_audio)
+        assert tf.sparse.to_dense(context[features.LABEL_TEXT]).numpy().tolist() == [b"up"]
+    loud_frames, loud, loud_has_audio = read["loud.mp4"]
+    mute_frames, mute, mute_has_audio = read["mute.mp4"]
+    assert loud_frames == mute_frames == 16
+    # The clip's length of silence at the ingestion's rate, marked as no audio.
+    assert mute.shape == loud.shape == (32000,)
+    assert not mute.any() and np.abs(loud).max() > 0.1
+    assert (loud_has_audio, mute_has_audio) == (True, False)

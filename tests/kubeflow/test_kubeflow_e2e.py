@@ -22,6 +22,7 @@ import kfp_local_launcher  # noqa: E402
 import kfp_tiny_pipeline  # noqa: E402
 
 from core import config as config_lib  # noqa: E402
+from media import fs  # noqa: E402
 from pipeline import kubeflow_runner  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,7 +51,7 @@ def write_pngs(root: str, layout: dict) -> None:
 
 def records(pattern: str) -> int:
     files = tf.io.gfile.glob(pattern)
-    compression = "GZIP" if files and files[0].endswith(".gz") else None
+    compression = fs.record_compression(files[0]) if files else ""
     return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type=compression))
 
 
@@ -166,17 +167,18 @@ def _proto_files() -> dict:
 
 
 def _tree(uri: str) -> dict[str, object]:
-    """Relative path -> content; record files (.gz TFRecords) as their sorted records, since
-    Beam's sharding may order records differently between runs."""
+    """Relative path -> content; record files (TFRecords, `.tfrecord` or `.gz`) as their sorted
+    records, since Beam's sharding may order records differently between runs."""
     protos = _proto_files()
     tree = {}
     for folder, _, files in os.walk(uri):
         for name in files:
             path = os.path.join(folder, name)
             rel = os.path.relpath(path, uri)
-            if name.endswith(".gz"):
+            if name.endswith((".gz", ".tfrecord")):
+                compression = fs.record_compression(path)
                 tree[rel] = sorted(
-                    r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")
+                    r.numpy() for r in tf.data.TFRecordDataset(path, compression_type=compression)
                 )
                 continue
             with open(path, "rb") as f:

@@ -4,6 +4,9 @@ The corpus has three tasks, one per modality and layout, with their own train/ev
     shapes/  image, class folders:  train/<class>/*.png, val/<class>/*.png
     moves/   video, class folders:  train/<class>/*.mp4, val/<class>/*.mp4  (1 s H.264)
     beeps/   audio, DMVR CSV:       train.csv, eval.csv naming wav/*.wav (1 s, 16-bit PCM)
+    sweeps/  audio, DMVR records:   existing records (no task name, another tool's label
+                                    numbering), train-00000-of-00001 uncompressed and
+                                    eval-00000-of-00001 gzip, neither with a suffix
 plus one text file renamed `.png` in a class folder, which ingestion must quarantine.
 """
 
@@ -15,7 +18,7 @@ import numpy as np
 
 from core import config as config_lib
 from core import features
-from tests.support import configs, media
+from tests.support import configs, media, records
 
 # (task, split, class) -> number of files; the eval splits use every train class.
 IMAGES = {
@@ -26,6 +29,9 @@ IMAGES = {
 }
 VIDEOS = {("train", "left"): 1, ("train", "right"): 1, ("val", "left"): 1, ("val", "right"): 1}
 BEEPS = {("train", "low"): 2, ("train", "high"): 2, ("eval", "low"): 1, ("eval", "high"): 1}
+RECORDS = {("train", "up"): 2, ("train", "down"): 2, ("eval", "up"): 1, ("eval", "down"): 1}
+# Another tool's numbering of the records' labels; ingestion re-keys them by text.
+FOREIGN_INDEX = {"up": 11, "down": 4}
 BAD_IMAGE = "shapes/train/circle/notes.png"
 VIDEO_FPS, VIDEO_SECONDS, AUDIO_RATE = 8, 1.0, 8000
 
@@ -66,13 +72,44 @@ def write_corpus(root: str) -> dict[str, dict[str, int]]:
     for split, lines in rows.items():
         text = "video_path,start,end,label\n" + "\n".join(lines) + "\n"
         media.write_text(os.path.join(root, "beeps", f"{split}.csv"), text)
+    _write_records(os.path.join(root, "sweeps"))
     expected: dict[str, dict[str, int]] = {}
-    for task, table in (("shapes", IMAGES), ("moves", VIDEOS), ("beeps", BEEPS)):
+    tables = (("shapes", IMAGES), ("moves", VIDEOS), ("beeps", BEEPS), ("sweeps", RECORDS))
+    for task, table in tables:
         for (split, _), count in table.items():
             split_name = features.EVAL if split in ("val", "eval") else features.TRAIN
             per_split = expected.setdefault(task, {features.TRAIN: 0, features.EVAL: 0})
             per_split[split_name] += count
     return expected
+
+
+def _write_records(folder: str) -> None:
+    """DMVR records of 1 s sines (rising for "up", falling for "down") as another tool wrote
+    them: labels by text with its own indices, no `task/name`."""
+    for split, compression in (("train", "none"), ("eval", "gzip")):
+        serialized = []
+        for (in_split, label), count in RECORDS.items():
+            for i in range(count):
+                if in_split != split:
+                    continue
+                hz = (
+                    np.linspace(300, 900, AUDIO_RATE)
+                    if label == "up"
+                    else np.linspace(900, 300, AUDIO_RATE)
+                )
+                wave = 0.4 * np.sin(2 * np.pi * np.cumsum(hz + 50 * i) / AUDIO_RATE)
+                example = records.sequence_example(
+                    labels=[label],
+                    label_indices=[FOREIGN_INDEX[label]],
+                    waveform=wave.astype(np.float32),
+                    sample_rate=AUDIO_RATE,
+                    filename=f"sweeps/{split}_{label}_{i}.wav",
+                )
+                del example.context.feature[features.TASK]
+                serialized.append(example.SerializeToString())
+        records.write_tfrecords(
+            os.path.join(folder, f"{split}-00000-of-00001"), serialized, compression
+        )
 
 
 def _folders(root: str) -> dict:
@@ -98,8 +135,18 @@ def corpus_config_dict(data_root: str, pipeline_root: str) -> dict:
                     "eval": "eval.csv",
                 },
             ),
+            "sweeps": configs.task(
+                "audio",
+                2,
+                data={
+                    "root": "sweeps",
+                    "layout": "dmvr_records",
+                    "train": "train-*",
+                    "eval": "eval-*",
+                },
+            ),
         },
-        # One bad input of 13 must stay below the threshold.
+        # One bad input of 19 must stay below the threshold.
         "ingestion": {
             "fps": 4,
             "short_side": 16,

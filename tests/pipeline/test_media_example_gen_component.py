@@ -72,7 +72,8 @@ def _run_executor(tmp_path, config_dict: dict, data_root: str):
 
 
 def _count_records(pattern: str) -> int:
-    return sum(1 for _ in tf.data.TFRecordDataset(glob.glob(pattern), "GZIP"))
+    # As DMVR's TFRecordsSource reads: no compression argument (the default is uncompressed).
+    return sum(1 for _ in tf.data.TFRecordDataset(glob.glob(pattern)))
 
 
 def test_executor_writes_splits_counts_and_quarantine(tmp_path, corpus):
@@ -123,3 +124,35 @@ def test_executor_fails_naming_files_above_the_bad_fraction(tmp_path, corpus):
     strict["ingestion"]["max_bad_fraction"] = 0.0
     with pytest.raises(IngestError, match="notes.png"):
         _run_executor(tmp_path, strict, data_root)
+
+
+@pytest.mark.parametrize("compression, suffix", [("none", ".tfrecord"), ("gzip", ".gz")])
+def test_statistics_gen_reads_the_records_in_either_compression(
+    tmp_path, corpus, compression, suffix
+):
+    """TFX's readers pick gzip by the `.gz` suffix (tfx_bsl, Beam's ReadFromTFRecord): a real
+    StatisticsGen counts every clip of both kinds of Examples artifact."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+    from tfx.components.statistics_gen import executor as statistics_executor
+
+    data_root, expected = corpus
+    config = corpus_config_dict("unused", "")
+    config["tasks"] = {"shapes": config["tasks"]["shapes"]}
+    config["ingestion"]["compression"] = compression
+    examples, _ = _run_executor(tmp_path, config, data_root)
+    files = glob.glob(os.path.join(examples.uri, "Split-*", "*"))
+    assert files and all(f.endswith(suffix) for f in files)
+    with open(files[0], "rb") as f:
+        assert (f.read(2) == b"\x1f\x8b") == (compression == "gzip")
+
+    statistics = tfx.types.standard_artifacts.ExampleStatistics()
+    statistics.uri = str(tmp_path / "statistics")
+    statistics_executor.Executor().Do(
+        {"examples": [examples]}, {"statistics": [statistics]}, {"exclude_splits": "[]"}
+    )
+    for split in features.SPLITS:
+        path = os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb")
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(path, "rb") as f:
+            stats.ParseFromString(f.read())
+        assert stats.datasets[0].num_examples == expected["shapes"][split]

@@ -61,7 +61,7 @@ def test_polyvit_run_ingests_validates_and_summarises(tmp_path, capsys):
     )
     domains = {d.name: sorted(d.value) for d in schema.string_domain}
     assert domains[checks.LABEL_DOMAIN] == sorted(
-        ["circle", "square", "left", "right", "low", "high"]
+        ["circle", "square", "left", "right", "low", "high", "up", "down"]
     )
     assert domains[checks.TASK_DOMAIN] == sorted(expected)
     assert schema.tensor_representation_group[""].tensor_representation[features.WAVEFORM]

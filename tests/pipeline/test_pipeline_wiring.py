@@ -53,7 +53,7 @@ def test_stages_are_wired_in_order_behind_the_gate():
 
 def test_statistics_hold_every_configured_label_and_slice_per_task():
     options = stats_options(corpus_config("data"))
-    assert options.num_rank_histogram_buckets == 6  # 3 tasks of 2 classes
+    assert options.num_rank_histogram_buckets == 8  # 4 tasks of 2 classes
     (spec,) = options.slicing_config.slicing_specs
     assert list(spec.feature_keys) == ["task/name"]
 

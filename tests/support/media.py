@@ -127,6 +127,24 @@ def write_wav(
     return path
 
 
+def write_float_wav(path: str, planar: np.ndarray, rate: int, layout: str = "mono") -> str:
+    """A 32-bit float PCM WAV (FFmpeg's pcm_f32le through PyAV) of float32 samples
+    [channels, n] in `layout`'s channel order ("mono", "stereo", "5.1", ...). Values are
+    stored as given: NaN and infinity included, which float PCM can hold."""
+    _makedirs_for(path)
+    planar = np.ascontiguousarray(np.asarray(planar, np.float32))
+    with av.open(path, "w") as out:
+        stream = out.add_stream("pcm_f32le", rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = rate, 0
+        frame.time_base = fractions.Fraction(1, rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
 def write_png(path: str, width: int = 40, height: int = 30, value: int = 128) -> str:
     """A flat grey PNG."""
     return write_image(path, np.full((height, width, 3), value, np.uint8))

@@ -80,23 +80,34 @@ def record(**fields) -> bytes:
     return sequence_example(**fields).SerializeToString(deterministic=True)
 
 
-def write_tfrecords(path: str, serialized: Sequence[bytes]) -> str:
-    """Gzip TFRecords, as MediaExampleGen writes them."""
+def write_tfrecords(path: str, serialized: Sequence[bytes], compression: str = "gzip") -> str:
+    """TFRecords, gzip (MediaExampleGen with ingestion.compression=gzip) or "none" (its
+    default, and what DMVR's generator writes)."""
     import tensorflow as tf
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+    options = "GZIP" if compression == "gzip" else ""
+    with tf.io.TFRecordWriter(path, options=options) as writer:
         for item in serialized:
             writer.write(item)
     return path
 
 
-def write_shards(folder: str, name: str, serialized: Sequence[bytes], num_files: int = 1) -> str:
-    """Records round-robin over `<name>-<k>-of-<n>.gz` shards; returns their glob pattern."""
+def write_shards(
+    folder: str,
+    name: str,
+    serialized: Sequence[bytes],
+    num_files: int = 1,
+    compression: str = "gzip",
+    suffix: str | None = None,
+) -> str:
+    """Records round-robin over `<name>-<k>-of-<n><suffix>` shards (the suffix MediaExampleGen
+    gives `compression` unless `suffix` says otherwise); returns their glob pattern."""
+    suffix = features.record_suffix(compression) if suffix is None else suffix
     for k in range(num_files):
-        path = os.path.join(folder, f"{name}-{k:05d}-of-{num_files:05d}.gz")
-        write_tfrecords(path, serialized[k::num_files])
-    return os.path.join(folder, f"{name}-*.gz")
+        path = os.path.join(folder, f"{name}-{k:05d}-of-{num_files:05d}{suffix}")
+        write_tfrecords(path, serialized[k::num_files], compression)
+    return os.path.join(folder, f"{name}-*{suffix}")
 
 
 def write_examples_artifact(

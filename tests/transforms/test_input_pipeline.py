@@ -156,6 +156,124 @@ def test_labels_one_hot_and_multi_hot(tmp_path):
     np.testing.assert_array_equal(labels.numpy(), [[0, 1, 0, 0, 1, 0], [0] * 6])
 
 
+def test_each_files_compression_is_detected_from_its_bytes(tmp_path):
+    """Uncompressed (MediaExampleGen's default, DMVR's generator), gzip named `.gz`, and gzip
+    named like an uncompressed DMVR shard all read in one dataset."""
+    records = [record_for("image", i, labels=(i,)) for i in range(3)]
+    support_records.write_tfrecords(
+        str(tmp_path / "mix-00000-of-00003.tfrecord"), records[:1], "none"
+    )
+    support_records.write_tfrecords(str(tmp_path / "mix-00001-of-00003.gz"), records[1:2], "gzip")
+    support_records.write_tfrecords(str(tmp_path / "mix-00002-of-00003"), records[2:], "gzip")
+    pattern = str(tmp_path / "mix-*")
+    assert input_pipeline.file_compressions(sorted(tf.io.gfile.glob(pattern))) == [
+        "",
+        "GZIP",
+        "GZIP",
+    ]
+    ds = input_pipeline.make_dataset(pattern, IMAGE_TASK, INPUTS, training=False, batch_size=3)
+    _, labels = first_batch(ds)
+    np.testing.assert_array_equal(labels.numpy(), np.eye(5, dtype=np.float32)[:3])
+
+
+def test_labels_by_text_through_the_vocabulary(tmp_path):
+    """Records numbered by another tool: the text decides, through the task's vocabulary;
+    a record without texts keeps its index; an unknown text fails naming it."""
+    vocabulary = ["cat", "dog", "eel", "fox", "gnu"]
+    other_numbering = [
+        support_records.record(
+            labels=["dog"], label_indices=[0], frames=[support_records.jpeg(brightness_frame(1))]
+        ),
+        support_records.record(
+            labels=["gnu"], label_indices=[1], frames=[support_records.jpeg(brightness_frame(2))]
+        ),
+    ]
+    index_only = support_records.sequence_example(
+        label_indices=[2], frames=[support_records.jpeg(brightness_frame(3))]
+    )
+    del index_only.context.feature["clip/label/text"]
+    pattern = write_records(tmp_path, "texts", [*other_numbering, index_only.SerializeToString()])
+    ds = input_pipeline.make_dataset(
+        pattern, IMAGE_TASK, INPUTS, training=False, batch_size=3, vocabulary=vocabulary
+    )
+    _, labels = first_batch(ds)
+    assert np.argmax(labels.numpy(), axis=1).tolist() == [1, 4, 2]
+    # Without the vocabulary the written numbering is taken as it is.
+    ds = input_pipeline.make_dataset(pattern, IMAGE_TASK, INPUTS, training=False, batch_size=3)
+    assert np.argmax(first_batch(ds)[1].numpy(), axis=1).tolist() == [0, 1, 2]
+
+    unknown = write_records(
+        tmp_path,
+        "unknown",
+        [
+            support_records.record(
+                labels=["yak"],
+                label_indices=[0],
+                frames=[support_records.jpeg(brightness_frame(1))],
+                filename="yak.mp4",
+            )
+        ],
+    )
+    ds = input_pipeline.make_dataset(
+        unknown, IMAGE_TASK, INPUTS, training=False, batch_size=1, vocabulary=vocabulary
+    )
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"(?s)clip/label/text: not in the task vocabulary.*yak.*yak\.mp4",
+    ):
+        first_batch(ds)
+
+
+def _without_sample_rate(waveform, filename: str) -> bytes:
+    example = support_records.sequence_example(
+        label_indices=[0], waveform=waveform, filename=filename
+    )
+    del example.context.feature["audio/sample_rate"]
+    return example.SerializeToString()
+
+
+def test_sample_rate_from_the_record_else_the_task_else_an_error(tmp_path):
+    rate = 3 * INPUTS.audio_sample_rate  # 48 kHz audio read as 16 kHz would be 3x too long
+    wave = tone(500.0, 0.8, rate)
+    with_rate = write_records(
+        tmp_path, "rated", [make_record((0,), waveform=wave, sample_rate=rate)]
+    )
+    without = write_records(tmp_path, "unrated", [_without_sample_rate(wave, "norate.wav")])
+
+    def first(pattern, task):
+        ds = input_pipeline.make_dataset(pattern, task, INPUTS, training=False, batch_size=1)
+        return first_batch(ds)[0]["audio"].numpy()
+
+    expected = first(with_rate, AUDIO_TASK)
+    configured = dataclasses.replace(
+        AUDIO_TASK, data=dataclasses.replace(AUDIO_TASK.data, sample_rate=rate)
+    )
+    np.testing.assert_allclose(first(without, configured), expected, rtol=1e-6, atol=1e-5)
+    # The record's own rate wins over the task's.
+    other = dataclasses.replace(
+        AUDIO_TASK, data=dataclasses.replace(AUDIO_TASK.data, sample_rate=8000)
+    )
+    np.testing.assert_allclose(first(with_rate, other), expected, rtol=1e-6, atol=1e-5)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"(?s)audio/sample_rate: the record has none and "
+        r"tasks\.sounds\.data\.sample_rate is not set.*norate\.wav",
+    ):
+        first(without, AUDIO_TASK)
+
+
+def test_non_finite_samples_fail_naming_the_record(tmp_path):
+    wave = tone(500.0, 0.8, INPUTS.audio_sample_rate)
+    wave[10] = np.nan
+    pattern = write_records(tmp_path, "nan", [make_record((0,), waveform=wave, filename="nan.wav")])
+    ds = input_pipeline.make_dataset(pattern, AUDIO_TASK, INPUTS, training=False, batch_size=1)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"(?s)WAVEFORM/feature/floats: NaN or infinite samples in record.*nan\.wav",
+    ):
+        first_batch(ds)
+
+
 def test_bad_labels_fail_naming_the_record(tmp_path):
     out_of_range = write_records(tmp_path, "oor", [record_for("image", 0, labels=(7,))])
     ds = input_pipeline.make_dataset(out_of_range, IMAGE_TASK, INPUTS, training=False, batch_size=1)
