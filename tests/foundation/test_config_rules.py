@@ -274,9 +274,7 @@ def test_a_slice_from_a_components_custom_config_is_checked_too():
 def test_a_config_built_in_code_is_checked_by_the_same_rules():
     config = config_lib.load(DEMO)
     config.ingestion = dataclasses.replace(config.ingestion, compression="zip")
-    with pytest.raises(
-        config_lib.ConfigError, match=r"ingestion\.compression: 'zip' is not one of"
-    ):
+    with pytest.raises(config_lib.ConfigError, match=r"ingestion\.compression: 'zip' is not"):
         config_lib.validate(config)
 
 
