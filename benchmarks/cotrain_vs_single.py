@@ -29,7 +29,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import core.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-from core import logs  # noqa: E402
+from core import cli_args, logs  # noqa: E402
+
+logs.setup()  # an entry point, before the stack's imports warn about anything
 
 # isort: split
 from core import config as config_lib  # noqa: E402
@@ -102,15 +104,13 @@ def table(config, single: dict, cotrained: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    cli_args.add_config_args(parser)
     parser.add_argument("--records", default="", help="ingested records (Examples layout)")
     parser.add_argument("--work", default="runs/bench_cotrain")
     parser.add_argument("--scale", default="small", help="demo data scale without --records")
     args = parser.parse_args(argv)
-    logs.setup()  # an entry point: the library's progress lines reach stderr
 
-    config = config_lib.load(args.config, args.overrides)
+    config = cli_args.load_config(args)
     records = args.records or ensure_records(config, args.work, args.scale)
     run_dir = os.path.join(args.work, f"run-{int(time.time())}")
 

@@ -21,12 +21,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # core.env first: it sets the environment TensorFlow reads when it loads.
 from core import env  # noqa: E402, F401, I001
+from core import logs  # noqa: E402, I001
+
+logs.setup()  # an entry point, before the stack's imports warn about anything
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from core import cli_args  # noqa: E402
 from core import config as config_lib  # noqa: E402
 from core import features as keys  # noqa: E402
-from core import logs  # noqa: E402
 from transforms import input_pipeline  # noqa: E402
 
 
@@ -93,14 +96,12 @@ def measure(dataset: tf.data.Dataset, warmup: int, batches: int) -> tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    cli_args.add_config_args(parser)
     parser.add_argument("--records", type=int, default=64, help="records per modality")
     parser.add_argument("--warmup", type=int, default=5, help="batches before timing")
     parser.add_argument("--batches", type=int, default=40, help="timed batches")
     args = parser.parse_args(argv)
-    logs.setup()  # an entry point: the library's progress lines reach stderr
-    config = config_lib.load(args.config, args.overrides)
+    config = cli_args.load_config(args)
 
     # One task per modality: the first of the config's tasks with that modality.
     tasks = {}

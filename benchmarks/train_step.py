@@ -27,12 +27,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import core.env  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-from core import logs  # noqa: E402
+from core import cli_args, logs  # noqa: E402
+
+logs.setup()  # an entry point, before the stack's imports warn about anything
 
 # isort: split
 import tensorflow as tf  # noqa: E402
 
-from core import config as config_lib  # noqa: E402
 from trainer.losses import per_example_loss  # noqa: E402
 from trainer.model import build_model, parameter_groups  # noqa: E402
 from trainer.optimizers import build_optimizer  # noqa: E402
@@ -171,13 +172,11 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--set", action="append", default=[], help="config override key=value")
+    cli_args.add_config_args(parser)
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per modality")
     parser.add_argument("--xla", action="store_true", help="also time the XLA-compiled step")
     args = parser.parse_args(argv)
-    logs.setup()  # an entry point: the library's progress lines reach stderr
-    config = config_lib.load(args.config, args.set)
+    config = cli_args.load_config(args)
     print(f"model preset {config.model.preset}: {config.model.size()}")
     for jit in (False, True) if args.xla else (False,):
         print(f"\ntrain step ({'XLA' if jit else 'tf.function'}):", flush=True)
