@@ -1,32 +1,70 @@
-"""Serving benchmark: gRPC through the local server vs. the same model called in process.
+"""Serving benchmark: gRPC and REST through the local server vs. the same model called in process.
 
     .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--task digits]
-                                         [--seconds 3] [--max-requests 2000]
+                                         [--sizes tiny,small@64] [--seconds 3]
+                                         [--max-requests 2000]
 
-Exports the config's model (untrained weights: speed does not depend on them), then measures
-throughput (examples/s) and p50/p99 request latency with 1 and 8 concurrent clients at batch 1
-and 8: in process (Servable.run), over gRPC with batching off, and over gRPC with batching on.
-The server runs in its own process (as in production), on loopback. Prints the table and the
-two ratios the README quotes: single client at batch 8 over gRPC vs in process, and 8 batch-1
-clients with server-side batching on vs off.
+For each size (a model preset, optionally `@<inputs.image_size>`: the default `small@64` is
+the realistic size, where the model's own compute is a real share of a request), exports the
+config's model (untrained weights: speed does not depend on them) and measures throughput
+(examples/s) and p50/p99 request latency with 1 and 8 concurrent clients at batch 1 and 8: in
+process (Servable.run), then over gRPC and over REST with batching off, then 8 batch-1 clients
+over both with batching on. The server runs in its own process (as in production), on loopback.
+Prints one table with each row's throughput as a ratio to the in-process figure at the same
+clients and batch, and the two goals: one client at batch 8 over gRPC loses at most 15% to in
+process, and 8 batch-1 clients get at least 1.5x with batching on.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
+import http.client
+import json
 import multiprocessing
 import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
 from core import env, logs  # noqa: E402, F401  (env: before TensorFlow loads)
+
+CLIENTS = (1, 8)
+BATCHES = (1, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    preset: str
+    image_size: int | None = None  # None: the config's inputs.image_size
+
+    @property
+    def label(self) -> str:
+        return self.preset if self.image_size is None else f"{self.preset}@{self.image_size}"
+
+    def overrides(self) -> list[str]:
+        values = [f"model.preset={self.preset}"]
+        if self.image_size is not None:
+            values.append(f"inputs.image_size={self.image_size}")
+        return values
+
+
+def parse_sizes(text: str) -> list[Size]:
+    """`tiny,small@64` -> sizes: a model preset, optionally `@` the input image size."""
+    sizes = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        preset, _, image = item.partition("@")
+        sizes.append(Size(preset, int(image) if image else None))
+    if not sizes:
+        raise ValueError("--sizes: name at least one model preset")
+    return sizes
 
 
 def export_model(config, base: str, name: str) -> str:
@@ -67,20 +105,63 @@ def _server_process(base, name, batching, ready):
     options = ServerOptions(
         models=(ModelConfig(name, os.path.join(base, name)),),
         port=0,
+        rest_api_port=0,
         poll_seconds=0,
         batching=BatchingOptions(**batching) if batching else None,
     )
     server = ModelServer(options).start()
-    ready.put(server.target)
+    ready.put((server.target, server.rest_url))
     threading.Event().wait()  # until terminated
 
 
 def start_server(base, name, batching):
+    """The server in its own process; returns it with its gRPC target and REST URL."""
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
     process = context.Process(target=_server_process, args=(base, name, batching, ready))
     process.start()
-    return process, ready.get(timeout=300)
+    target, rest_url = ready.get(timeout=300)
+    return process, target, rest_url
+
+
+def grpc_call(target: str, model: str, task: str, examples: list[bytes]) -> Callable[[], object]:
+    """One Predict of `examples` per call, as `polyvit predict` sends it (one shared channel)."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = task
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples, dtype=tf.string))
+    return lambda: stub.Predict(request, 60)
+
+
+def rest_call(url: str, model: str, task: str, examples: list[bytes]) -> Callable[[], object]:
+    """One POST :predict per call on a kept-alive connection per client thread."""
+    host_port = url.split("://", 1)[1]
+    body = json.dumps(
+        {
+            "signature_name": task,
+            "inputs": {"examples": [{"b64": base64.b64encode(e).decode()} for e in examples]},
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+    path = f"/v1/models/{model}:predict"
+    local = threading.local()
+
+    def call():
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(host_port, timeout=60)
+        local.connection.request("POST", path, body, headers)
+        response = local.connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"REST predict: HTTP {response.status}: {payload[:200]!r}")
+        return json.loads(payload)
+
+    return call
 
 
 def measure(call, clients: int, seconds: float, max_requests: int) -> dict:
@@ -119,10 +200,117 @@ def measure(call, clients: int, seconds: float, max_requests: int) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Row:
+    size: str
+    path: str  # in process, gRPC, REST
+    batching: str  # -, off, on
+    clients: int
+    batch: int
+    result: dict
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.result["rps"] * self.batch
+
+
+def rate(rows: list[Row], size: str, path: str, batching: str, clients: int, batch: int) -> float:
+    for row in rows:
+        if (row.size, row.path, row.batching, row.clients, row.batch) == (
+            size,
+            path,
+            batching,
+            clients,
+            batch,
+        ):
+            return row.examples_per_second
+    raise KeyError((size, path, batching, clients, batch))
+
+
+def bench_size(args, size: Size, base_config: str, rows: list[Row]) -> None:
+    from core import config as config_lib
+    from serving.batching import BatchingOptions
+    from serving.servable import load_servable
+
+    config = config_lib.load(base_config, size.overrides() + args.overrides)
+    task = config.task(args.task) if args.task else config.tasks[0]
+    if task.modality != "image":
+        raise SystemExit(f"benchmark: task {task.name} is {task.modality}; pick an image task")
+    base = tempfile.mkdtemp(prefix="serve-bench-")
+    print(f"[{size.label}] exporting the {config.model.preset} model to {base} ...", flush=True)
+    version_path = export_model(config, base, "bench")
+    examples = image_examples(max(BATCHES), config.ingestion.short_side)
+    servable = load_servable(version_path, "bench", 1)
+
+    def record(path, batching, clients, batch, call):
+        result = measure(call, clients, args.seconds, args.max_requests)
+        rows.append(Row(size.label, path, batching, clients, batch, result))
+        print(
+            f"  [{size.label}] {path:10s} batching={batching:3s} clients={clients} "
+            f"batch={batch}: {result}",
+            flush=True,
+        )
+
+    for batch in BATCHES:
+        inputs = {"examples": np.array(examples[:batch], dtype=object)}
+        for clients in CLIENTS:
+            record("in process", "-", clients, batch, lambda i=inputs: servable.run(task.name, i))
+
+    batching = dataclasses.asdict(BatchingOptions.from_config(config.serving))
+    for label, options in (("off", None), ("on", batching)):
+        process, target, rest_url = start_server(base, "bench", options)
+        try:
+            for path, make_call, where in (
+                ("gRPC", grpc_call, target),
+                ("REST", rest_call, rest_url),
+            ):
+                for batch in BATCHES if label == "off" else (1,):
+                    call = make_call(where, "bench", task.name, examples[:batch])
+                    for clients in CLIENTS if label == "off" else (max(CLIENTS),):
+                        record(path, label, clients, batch, call)
+        finally:
+            process.terminate()
+            process.join(30)
+
+
+def print_table(rows: list[Row]) -> None:
+    print()
+    print(
+        f"{'size':10s} {'path':10s} {'batching':8s} {'clients':>7s} {'batch':>5s} "
+        f"{'examples/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'/ in proc':>9s}"
+    )
+    for row in rows:
+        reference = rate(rows, row.size, "in process", "-", row.clients, row.batch)
+        print(
+            f"{row.size:10s} {row.path:10s} {row.batching:8s} {row.clients:7d} {row.batch:5d} "
+            f"{row.examples_per_second:10.1f} {row.result['p50']:8.2f} {row.result['p99']:8.2f} "
+            f"{row.examples_per_second / reference:9.2f}"
+        )
+
+
+def print_goals(rows: list[Row], sizes: list[Size]) -> None:
+    print()
+    for size in sizes:
+        s = size.label
+        for path in ("gRPC", "REST"):
+            single = rate(rows, s, path, "off", 1, 8) / rate(rows, s, "in process", "-", 1, 8)
+            batched = rate(rows, s, path, "on", 8, 1) / rate(rows, s, path, "off", 8, 1)
+            print(
+                f"[{s}] {path}: 1 client, batch 8: / in process = {single:.2f} "
+                f"(loss {100 * (1 - single):.0f}%; goal for gRPC: loss <= 15%); "
+                f"8 clients, batch 1: batching on / off = {batched:.2f}x (goal: >= 1.5x)"
+            )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--task", default="")
+    parser.add_argument(
+        "--sizes",
+        default="tiny,small@64",
+        help="model presets to measure, each optionally @<inputs.image_size>",
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-requests", type=int, default=2000)
     parser.add_argument(
@@ -135,97 +323,18 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     logs.setup()  # an entry point: the library's progress lines reach stderr
-
-    import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    from core import config as config_lib
-    from serving.batching import BatchingOptions
-    from serving.servable import load_servable
-
-    config = config_lib.load(args.config, args.overrides)
-    task = config.task(args.task) if args.task else config.tasks[0]
-    if task.modality != "image":
-        print(
-            f"benchmark: task {task.name} is {task.modality}; pick an image task", file=sys.stderr
-        )
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as e:
+        print(f"benchmark: {e}", file=sys.stderr)
         return 2
-    serving = config.serving
-    base = tempfile.mkdtemp(prefix="serve-bench-")
-    print(f"exporting {config.model.preset} model to {base} ...", flush=True)
-    path = export_model(config, base, "bench")
-    examples = image_examples(8, config.ingestion.short_side)
-    servable = load_servable(path, "bench", 1)
-
-    batching = dataclasses.asdict(BatchingOptions.from_config(serving))
-    rows = []
-    for batch in (1, 8):
-        inputs = {"examples": np.array(examples[:batch], dtype=object)}
-        for clients in (1, 8):
-            result = measure(
-                lambda inputs=inputs: servable.run(task.name, inputs),
-                clients,
-                args.seconds,
-                args.max_requests,
-            )
-            rows.append(("in process", "-", clients, batch, result))
-            print(f"  in process   clients={clients} batch={batch}: {result}", flush=True)
-
-    for label, options in (("off", None), ("on", batching)):
-        process, target = start_server(base, "bench", options)
-        try:
-            channel = grpc.insecure_channel(target)
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            for batch in (1, 8):
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = "bench"
-                request.model_spec.signature_name = task.name
-                request.inputs["examples"].CopyFrom(
-                    tf.make_tensor_proto(examples[:batch], dtype=tf.string)
-                )
-                for clients in (1, 8):
-                    result = measure(
-                        lambda request=request, stub=stub: stub.Predict(request, 60),
-                        clients,
-                        args.seconds,
-                        args.max_requests,
-                    )
-                    rows.append(("gRPC", label, clients, batch, result))
-                    print(
-                        f"  gRPC batching={label:3s} clients={clients} batch={batch}: {result}",
-                        flush=True,
-                    )
-            channel.close()
-        finally:
-            process.terminate()
-            process.join(30)
-
-    print()
-    print(
-        f"{'path':10s} {'batching':8s} {'clients':>7s} {'batch':>5s} {'examples/s':>10s} "
-        f"{'p50 ms':>8s} {'p99 ms':>8s}"
-    )
-    for path_name, label, clients, batch, r in rows:
-        print(
-            f"{path_name:10s} {label:8s} {clients:7d} {batch:5d} {r['rps'] * batch:10.1f} "
-            f"{r['p50']:8.2f} {r['p99']:8.2f}"
-        )
-
-    def rate(path_name, label, clients, batch):
-        for p, lab, c, b, r in rows:
-            if (p, lab, c, b) == (path_name, label, clients, batch):
-                return r["rps"] * b
-        raise KeyError((path_name, label, clients, batch))
-
-    single = rate("gRPC", "off", 1, 8) / rate("in process", "-", 1, 8)
-    batched = rate("gRPC", "on", 8, 1) / rate("gRPC", "off", 8, 1)
-    print()
-    print(
-        f"1 client, batch 8: gRPC / in process throughput = {single:.2f} "
-        f"(loss {100 * (1 - single):.0f}%; goal: loss <= 15%)"
-    )
-    print(f"8 clients, batch 1: batching on / off throughput = {batched:.2f}x (goal: >= 1.5x)")
+    began = time.perf_counter()
+    rows: list[Row] = []
+    for size in sizes:
+        bench_size(args, size, args.config, rows)
+    print_table(rows)
+    print_goals(rows, sizes)
+    print(f"\n({time.perf_counter() - began:.0f} s)")
     return 0
 
 

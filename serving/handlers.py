@@ -177,7 +177,7 @@ def predict_on(
     response.model_spec.version.value = loaded.version
     response.model_spec.signature_name = name
     for alias in aliases:
-        response.outputs[alias].CopyFrom(tensors.to_tensor_proto(outputs[alias]))
+        tensors.fill_tensor_proto(response.outputs[alias], outputs[alias])
     return response
 
 

@@ -18,6 +18,7 @@ import base64
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,8 @@ HTTP_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
 BYTES_SUFFIX = "_bytes"
+# How long a refused, unread request body is drained before the connection closes.
+LINGER_SECONDS = 2.0
 
 
 def invalid(message: str) -> errors.ServingError:
@@ -425,6 +428,9 @@ def _http_handler(
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = timeout_seconds  # a stalled client frees its thread after this
+        # Answers go out at once: with Nagle's algorithm, a reply written after its headers
+        # waits for the client's delayed ACK (40 ms on Linux) on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def log_message(self, format, *args):  # noqa: A002 (BaseHTTPRequestHandler's name)
             log.debug("rest: " + format, *args)
@@ -451,6 +457,20 @@ def _http_handler(
             metrics.requests.labels(f"rest:{method}", model, code.name).inc()
             payload = json.dumps(body, indent=1).encode()
             self._reply(HTTP_STATUS.get(code, 500), payload, "application/json")
+
+        def _linger(self) -> None:
+            """Closing with the unread body still arriving resets the connection, and the
+            client may lose the answer already sent; so end our side, then discard what the
+            client still sends for a moment (a lingering close) without keeping it."""
+            self.wfile.flush()
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + LINGER_SECONDS
+                self.connection.settimeout(LINGER_SECONDS)
+                while time.monotonic() < deadline and self.connection.recv(65536):
+                    pass
+            except OSError:  # the client is gone or slow: nothing more to do for it
+                pass
 
         def _model(self) -> str:
             match = re.match(r"(?i)/v1/models/([^/:]+)", self.path)
@@ -482,6 +502,7 @@ def _http_handler(
                     "bytes (serving.max_message_mb)",
                 )
                 self._answer("POST", _raise(too_large), self._model())
+                self._linger()
                 return
             body = self.rfile.read(length)
             if len(body) < length:  # the client went away mid-request: nobody to answer

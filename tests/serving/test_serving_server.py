@@ -359,3 +359,29 @@ def test_batching_merges_concurrent_requests(tmp_path, exported_models, start_se
     assert samples["polyvit_serving_batch_size_sum"] >= 9  # 1 warm-up row + 8 burst rows
     assert 1 <= model_calls < 8, f"8 concurrent requests took {model_calls} model calls"
     assert "polyvit_serving_requests_total" in text
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
+        np.arange(6, dtype=np.int64).reshape(2, 3).T,  # not contiguous
+        np.array([[b"a", b"bc"], [b"", b"\xff"]], dtype=object),
+        np.array([True, False]),
+        np.zeros((0, 3), np.float32),
+        np.array(2.5, np.float64),
+        np.arange(4, dtype=">i4"),  # big-endian
+    ],
+    ids=["float32", "int64-transposed", "bytes", "bool", "empty", "scalar", "big-endian"],
+)
+def test_response_tensors_read_back_as_tf_writes_them(array):
+    from tensorflow.core.framework import tensor_pb2
+
+    from serving.tensors import fill_tensor_proto
+
+    proto = tensor_pb2.TensorProto()
+    fill_tensor_proto(proto, array)
+    reference = tf.make_tensor_proto(array)
+    assert proto.dtype == reference.dtype
+    assert proto.tensor_shape == reference.tensor_shape
+    np.testing.assert_array_equal(tf.make_ndarray(proto), tf.make_ndarray(reference))
