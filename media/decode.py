@@ -77,6 +77,9 @@ class DecodedClip:
     # False when `waveform` is a silent stand-in for a soundtrack the source does not have
     # (media.dmvr.with_silent_audio); recorded as `audio/has_audio` = 0.
     has_audio: bool = True
+    # Source time (seconds from the start of the file) of the decoded frame behind each entry of
+    # `frames`: what frame selection picked, for tests and diagnostics (not recorded).
+    frame_times: list[float] = dataclasses.field(default_factory=list)
 
 
 def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -173,6 +176,10 @@ def _decode_image(path: str, ingestion: Ingestion) -> DecodedClip:
 # Video and audio: a frame sampler and an audio cutter fed as packets are demuxed.
 
 
+# A settled sample: (slot, JPEG, source time of the frame picked for it).
+Picked = tuple[int, bytes, float]
+
+
 class _FrameSampler:
     """Picks, for each sample time start + j / fps, the latest frame at or before it."""
 
@@ -202,25 +209,25 @@ class _FrameSampler:
             self._held = (time, frame, jpeg)
         return jpeg
 
-    def add(self, frame, time: float, end: float | None) -> list[tuple[int, bytes]]:
-        """Feeds one decoded frame; returns the (slot, JPEG) pairs it settles."""
-        picked: list[tuple[int, bytes]] = []
+    def add(self, frame, time: float, end: float | None) -> list[Picked]:
+        """Feeds one decoded frame; returns the (slot, JPEG, source time) it settles."""
+        picked: list[Picked] = []
         while self.slot_time(self.next_slot) < time - _TIME_EPS and (
             end is None or self.slot_time(self.next_slot) < end - _TIME_EPS
         ):
             if self._held is None:  # the video starts after the first sample time
                 self._held = (time, frame, None)
-            picked.append((self.next_slot, self._encode_held()))
+            picked.append((self.next_slot, self._encode_held(), self._held[0]))
             self.next_slot += 1
         self._held = (time, frame, None)
         self.last_time = time
         return picked
 
-    def finish(self, limit: float) -> list[tuple[int, bytes]]:
+    def finish(self, limit: float) -> list[Picked]:
         """Settles the sample times before `limit` with the last frame (end of stream)."""
-        picked: list[tuple[int, bytes]] = []
+        picked: list[Picked] = []
         while self._held is not None and self.slot_time(self.next_slot) < limit - _TIME_EPS:
-            picked.append((self.next_slot, self._encode_held()))
+            picked.append((self.next_slot, self._encode_held(), self._held[0]))
             self.next_slot += 1
         return picked
 
@@ -408,7 +415,8 @@ class _ClipAssembler:
         self.sampler, self.cutter = sampler, cutter
         self.windows = windows  # None: length unknown until the streams end
         self.index = 0  # next window to release
-        self.frames: dict[int, bytes] = {}  # slot -> JPEG, for unreleased windows
+        # slot -> (JPEG, source time), for unreleased windows
+        self.frames: dict[int, tuple[bytes, float]] = {}
         self.released = 0
 
     def _window(self, k: int) -> tuple[float, float]:
@@ -417,8 +425,8 @@ class _ClipAssembler:
         length = self.ingestion.clip_seconds
         return self.start + k * length, self.start + (k + 1) * length
 
-    def add_frames(self, picked: list[tuple[int, bytes]]) -> None:
-        self.frames.update(picked)
+    def add_frames(self, picked: list[Picked]) -> None:
+        self.frames.update((slot, (jpeg, time)) for slot, jpeg, time in picked)
 
     def _samples(self, time: float) -> int:
         return round((time - self.start) * self.ingestion.sample_rate)
@@ -443,14 +451,17 @@ class _ClipAssembler:
             yield self._release(begin, stop)
 
     def _release(self, begin: float, stop: float) -> DecodedClip:
-        frames = []
+        frames: list[bytes] = []
+        frame_times: list[float] = []
         if self.sampler is not None:
             fps = self.ingestion.fps
             slots = range(
                 math.ceil((begin - self.start) * fps - _TIME_EPS),
                 math.ceil((stop - self.start) * fps - _TIME_EPS),
             )
-            frames = [self.frames.pop(j) for j in slots if j in self.frames]
+            settled = [self.frames.pop(j) for j in slots if j in self.frames]
+            frames = [jpeg for jpeg, _ in settled]
+            frame_times = [time for _, time in settled]
             if not frames:
                 raise MediaError(
                     errors.CORRUPT_CONTAINER if self.released else errors.NO_FRAMES,
@@ -479,6 +490,7 @@ class _ClipAssembler:
             height=height,
             waveform=waveform,
             sample_rate=self.ingestion.sample_rate if waveform is not None else 0,
+            frame_times=frame_times,
         )
 
     def finish(self, video) -> Iterator[DecodedClip]:

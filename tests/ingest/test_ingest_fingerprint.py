@@ -1,0 +1,86 @@
+"""Decoding is pinned: on generated clips (with and without B-frames, a seek, a frame rate that
+does not divide the source's) the picked frames' times, their pixels and the audio samples are
+those recorded in data/decode_fingerprint.npz by the decoder before it was made faster.
+
+Times and audio must match exactly; pixels are compared after JPEG decoding, within a small
+tolerance, because a different (equally good) JPEG encoder may round differently.
+Re-record (only for an intended change of output): python -m tests.ingest.test_ingest_fingerprint
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.config import Ingestion
+from media import decode
+from tests.support.media import write_textured_video, write_video
+
+FINGERPRINT = os.path.join(os.path.dirname(__file__), "data", "decode_fingerprint.npz")
+ING = Ingestion(fps=8, short_side=40, clip_seconds=1.0, sample_rate=16000)
+
+# name -> (writer, iter_clips keyword arguments)
+CASES = {
+    "brightness_25fps": (lambda p: write_video(p, seconds=3.0, width=64, height=48), {}),
+    "bframes_30fps": (lambda p: write_textured_video(p, 2, 128, 72, 30, b_frames=3), {}),
+    "no_bframes_30fps": (lambda p: write_textured_video(p, 2, 128, 72, 30, b_frames=0), {}),
+    "bframes_seek": (
+        lambda p: write_textured_video(p, 2, 128, 72, 30, b_frames=3),
+        {"start_s": 0.7, "end_s": 1.9},
+    ),
+}
+
+
+def fingerprint(folder: str, name: str) -> dict[str, np.ndarray]:
+    writer, kwargs = CASES[name]
+    path = writer(os.path.join(folder, f"{name}.mp4"))
+    clips = list(decode.iter_clips(path, "video", ING, **kwargs))
+    pixels = [np.asarray(Image.open(io.BytesIO(f)).convert("RGB")) for c in clips for f in c.frames]
+    audio = np.concatenate([c.waveform for c in clips]).astype("<f4")
+    return {
+        f"{name}/clips": np.array([(c.start_s, c.end_s, len(c.frames)) for c in clips]),
+        f"{name}/times": np.array([t for c in clips for t in c.frame_times]),
+        f"{name}/pixels": np.stack(pixels),
+        f"{name}/audio_sha256": np.array(hashlib.sha256(audio.tobytes()).hexdigest()),
+        f"{name}/audio_len": np.array(len(audio)),
+    }
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    with np.load(FINGERPRINT) as data:
+        return dict(data)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_decoded_clips_match_the_recorded_fingerprint(name, recorded, tmp_path):
+    now = fingerprint(str(tmp_path), name)
+    for key in (f"{name}/clips", f"{name}/times", f"{name}/audio_len", f"{name}/audio_sha256"):
+        np.testing.assert_array_equal(now[key], recorded[key], err_msg=key)
+    before, after = recorded[f"{name}/pixels"], now[f"{name}/pixels"]
+    assert after.shape == before.shape
+    diff = np.abs(after.astype(np.int16) - before.astype(np.int16))
+    # A JPEG re-encode at the same quality moves few values by more than a couple of levels; a
+    # different scaler filter or a neighbouring frame moves the mean by several.
+    assert diff.mean() < 0.6 and np.percentile(diff, 99.9) <= 6, (diff.mean(), diff.max())
+
+
+def record() -> None:
+    arrays: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in sorted(CASES):
+            arrays.update(fingerprint(folder, name))
+    os.makedirs(os.path.dirname(FINGERPRINT), exist_ok=True)
+    np.savez_compressed(FINGERPRINT, **arrays)
+    print(f"recorded {FINGERPRINT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    record()
