@@ -26,6 +26,7 @@ from typing import Any
 import av
 import av.video.reformatter
 import numpy as np
+import simplejpeg
 
 from core.config import Ingestion
 from media import errors, fs
@@ -36,6 +37,14 @@ _TIME_EPS = 1e-3
 # swscale's bilinear filter (it widens with the downscale ratio, so it does not alias) is about
 # three times faster here than its default bicubic, and resizing is the largest cost per frame.
 _RESIZE_FILTER = "BILINEAR"
+# One scaler thread: ingestion runs one worker process per core, and swscale's own threads
+# (its default is one per CPU) only add hand-offs there on frames this small.
+_SCALER_THREADS = 1
+# Colour matrices under which a YUV frame is what a JPEG (JFIF: BT.601, full range) holds once
+# its range is expanded; swscale changes the range between YUV formats but not the matrix, so
+# frames tagged otherwise (BT.709, BT.2020...) go through RGB, converted with their own matrix.
+# FFmpeg's AVColorSpace codes: 2 unspecified (swscale then assumes BT.601), 5 BT470BG, 6 SMPTE170M.
+_JFIF_MATRICES = frozenset({2, 5, 6})
 
 # Leading bytes of formats we read: a file that starts like one of these but cannot be opened
 # is a corrupt container; anything else is not media at all.
@@ -124,15 +133,6 @@ def _check_resolution(width: int, height: int, ingestion: Ingestion, path: str) 
         )
 
 
-def _rgb_image(frame):
-    """A PIL view of an rgb24 frame's pixels, without the copy VideoFrame.to_image makes."""
-    from PIL import Image
-
-    plane = frame.planes[0]
-    size = (frame.width, frame.height)
-    return Image.frombuffer("RGB", size, plane, "raw", "RGB", plane.line_size, 1)
-
-
 def _jpeg(image, quality: int) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=quality)
@@ -180,6 +180,37 @@ def _decode_image(path: str, ingestion: Ingestion) -> DecodedClip:
 Picked = tuple[int, bytes, float]
 
 
+def _plane(frame, index: int, width: int, height: int) -> np.ndarray:
+    """A (height, width) uint8 view of one plane of a frame, without its row padding."""
+    plane = frame.planes[index]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return rows[:height, :width]
+
+
+def _is_jfif_yuv(frame) -> bool:
+    return frame.format.name.startswith("yuv") and frame.colorspace in _JFIF_MATRICES
+
+
+def _frame_jpeg(reformatter, frame, size: tuple[int, int], quality: int) -> bytes:
+    """One decoded frame scaled to `size` and JPEG-encoded by libjpeg-turbo (simplejpeg).
+
+    A YUV frame is scaled by swscale straight into 4:2:0 full-range planes, which JPEG stores
+    as they are: no conversion to RGB and back, no chroma resampling by the encoder (about
+    three times cheaper than through RGB). Other frames go through rgb24."""
+    width, height = size
+    common = {"width": width, "height": height, "interpolation": _RESIZE_FILTER}
+    if _is_jfif_yuv(frame):
+        yuv = reformatter.reformat(
+            frame, format="yuv420p", dst_color_range="JPEG", threads=_SCALER_THREADS, **common
+        )
+        chroma = ((width + 1) // 2, (height + 1) // 2)
+        y, u, v = (_plane(yuv, 0, width, height), *(_plane(yuv, i, *chroma) for i in (1, 2)))
+        return simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
+    rgb = reformatter.reformat(frame, format="rgb24", threads=_SCALER_THREADS, **common)
+    pixels = _plane(rgb, 0, 3 * width, height).reshape(height, width, 3)
+    return simplejpeg.encode_jpeg(pixels, quality=quality, colorspace="RGB", colorsubsampling="420")
+
+
 class _FrameSampler:
     """Picks, for each sample time start + j / fps, the latest frame at or before it."""
 
@@ -198,14 +229,7 @@ class _FrameSampler:
         assert self._held is not None, "a frame is held before any is encoded"
         time, frame, jpeg = self._held
         if jpeg is None:  # convert only frames that are picked, once even when repeated
-            image = self._reformatter.reformat(
-                frame,
-                width=self.size[0],
-                height=self.size[1],
-                format="rgb24",
-                interpolation=_RESIZE_FILTER,
-            )
-            jpeg = _jpeg(_rgb_image(image), self.quality)
+            jpeg = _frame_jpeg(self._reformatter, frame, self.size, self.quality)
             self._held = (time, frame, jpeg)
         return jpeg
 
