@@ -348,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
             "ingest": run_polyvit_ingest(video_dir, "video", args.workers, out_root),
             "floor": run_decode_floor(video_dir, args.workers),
         }
+        if kind == "bframes":
+            runs["ingest_skip_nonref"] = run_polyvit_ingest(
+                video_dir, "video", args.workers, out_root, ("--skip-nonref-frames",)
+            )
         if has_ffmpeg:
             runs["ffmpeg"] = run_ffmpeg_per_clip(video_dir, True, args.workers)
         print(f"\nvideo+audio, {kind}:")

@@ -225,6 +225,12 @@ class _FrameSampler:
     def slot_time(self, slot: int) -> float:
         return self.start + slot / self.fps
 
+    def needs(self, time: float, duration: float) -> bool:
+        """Whether a frame shown during [time, time + duration) would be picked: whether an
+        unsettled sample time falls in it (as `add` settles them, with the same tolerance)."""
+        slot = max(self.next_slot, math.ceil((time - _TIME_EPS - self.start) * self.fps))
+        return self.slot_time(slot) < time + duration - _TIME_EPS
+
     def _encode_held(self) -> bytes:
         assert self._held is not None, "a frame is held before any is encoded"
         time, frame, jpeg = self._held
@@ -404,8 +410,12 @@ def _iter_av_clips(
             except av.error.FFmpegError:
                 pass  # unseekable input: decode from the beginning instead
         streams = [s for s in (video, audio) if s is not None]
+        skipper = _NonrefSkipper.for_stream(video, ingestion, origin) if video else None
         try:
             for packet in container.demux(*streams):
+                if skipper is not None and packet.stream is video:
+                    assert sampler is not None
+                    skipper.before(packet, sampler)
                 for frame in packet.decode():
                     time = frame.time - origin if frame.time is not None else None
                     if packet.stream is video:
@@ -429,6 +439,41 @@ def _iter_av_clips(
         except av.error.FFmpegError as e:
             raise MediaError(errors.CORRUPT_CONTAINER, f"decoding failed: {e}", path) from None
         yield from assembler.finish(video)
+
+
+class _NonrefSkipper:
+    """ingestion.skip_nonref_frames: before each video packet is decoded, tells the decoder to
+    drop it if it is a non-reference frame (nothing else is predicted from it) and no sample
+    time falls in its display interval. A reference frame is always decoded, so the frames
+    after it stay intact; a dropped frame is one the sampler would not have picked, unless
+    the packet durations are wrong (variable frame rate), when the pick moves by one frame."""
+
+    # Below this ratio of source to target frame rate there is little to skip.
+    MIN_RATE_RATIO = 2.0
+
+    def __init__(self, video, origin: float, frame_duration: float):
+        self.codec, self.origin, self.frame_duration = video.codec_context, origin, frame_duration
+        self.time_base = video.time_base
+        self._skipping = False
+
+    @classmethod
+    def for_stream(cls, video, ingestion: Ingestion, origin: float) -> _NonrefSkipper | None:
+        rate = video.average_rate or video.guessed_rate
+        if not ingestion.skip_nonref_frames or not rate or not video.time_base:
+            return None
+        if float(rate) < cls.MIN_RATE_RATIO * ingestion.fps:
+            return None
+        return cls(video, origin, 1 / float(rate))
+
+    def before(self, packet, sampler: _FrameSampler) -> None:
+        skip = False
+        if packet.pts is not None:
+            time = float(packet.pts * self.time_base) - self.origin
+            duration = float(packet.duration * self.time_base) if packet.duration else 0.0
+            skip = not sampler.needs(time, duration or self.frame_duration)
+        if skip != self._skipping:  # set only on a change: each set reaches the codec
+            self.codec.skip_frame = "NONREF" if skip else "DEFAULT"
+            self._skipping = skip
 
 
 class _ClipAssembler:

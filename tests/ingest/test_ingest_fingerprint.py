@@ -10,6 +10,7 @@ Re-record (only for an intended change of output): python -m tests.ingest.test_i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -89,3 +90,27 @@ def record() -> None:
 
 if __name__ == "__main__":
     record()
+
+
+@pytest.mark.parametrize("name", ["bframes_30fps", "bframes_seek", "no_bframes_30fps"])
+def test_skipping_nonref_frames_moves_a_pick_by_at_most_one_source_frame(name, recorded, tmp_path):
+    writer, kwargs = CASES[name]
+    path = writer(str(tmp_path / f"{name}.mp4"))
+    skipping = dataclasses.replace(ING, skip_nonref_frames=True)  # 30 fps source, 8 fps target
+    clips = list(decode.iter_clips(path, "video", skipping, **kwargs))
+    exact = recorded[f"{name}/times"]
+    times = np.array([t for c in clips for t in c.frame_times])
+    assert times.shape == exact.shape
+    assert np.abs(times - exact).max() <= 1 / 30 + 1e-6, times - exact
+    assert [(c.start_s, c.end_s, len(c.frames)) for c in clips] == [
+        tuple(row) for row in recorded[f"{name}/clips"]
+    ]
+
+
+def test_a_frame_is_needed_only_when_a_sample_time_falls_in_its_display_interval():
+    sampler = decode._FrameSampler(start=0.0, fps=8.0, size=(8, 8), quality=90)
+    frame = 1 / 30
+    assert sampler.needs(0.0, frame)  # sample 0 at 0 s
+    assert not sampler.needs(frame, frame)  # [1/30, 2/30): no multiple of 1/8
+    assert sampler.needs(0.1, frame)  # 0.125 lies in [0.1, 0.1333)
+    assert not sampler.needs(0.1 + frame, frame)  # [0.1333, 0.1667)
