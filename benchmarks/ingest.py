@@ -14,8 +14,10 @@ one WITH B-frames (libx264's default of 3) and one WITHOUT (bf=0), otherwise enc
      examples/generate_from_file.py runs it (decode, trim, fps filter, scale, JPEG to a pipe;
      and a second process for the audio, as with its --decode_audio), with as many clips in
      flight as workers, on the same cores;
-  4. the ratios ingest / floor (goal >= 0.85) and ingest / ffmpeg CLI (goal >= 1.5);
-  5. clips/s of `polyvit ingest` on the audio files, and the peak RSS of one process decoding
+  4. ingestion's per-file work without Beam (decode, pick, scale, JPEG, serialized record),
+     one process per worker like the floor: the steady state once Beam has started;
+  5. the ratios ingest / floor (goal >= 0.85) and ingest / ffmpeg CLI (goal >= 1.5);
+  6. clips/s of `polyvit ingest` on the audio files, and the peak RSS of one process decoding
      and encoding a 10-minute 1080p video into records.
 
 The ffmpeg CLI is optional (PyAV bundles its own FFmpeg); when it is missing the script says so
@@ -217,6 +219,38 @@ def run_decode_floor(folder: str, workers: int) -> dict:
     }
 
 
+def _decode_and_encode(path: str) -> int:
+    """What one ingestion worker does per file, without Beam: decode, pick, scale, JPEG,
+    SequenceExample, serialized bytes; returns the frames."""
+    from core.config import Ingestion
+    from media import decode, dmvr
+
+    ingestion = Ingestion(
+        fps=FPS, short_side=SHORT_SIDE, sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS
+    )
+    frames = 0
+    for clip in decode.iter_clips(path, "video", ingestion):
+        meta = dmvr.ClipMetadata("bench", os.path.basename(path), 0, 0)
+        dmvr.build_sequence_example(clip, meta).SerializeToString()
+        frames += len(clip.frames)
+    return frames
+
+
+def run_in_process(folder: str, workers: int) -> dict:
+    """Ingestion's per-file work in one process per worker, as the floor runs: the steady
+    state of `polyvit ingest` once Beam and TensorFlow have started."""
+    files = sorted(glob.glob(os.path.join(folder, "*", "*")))
+    start, cpu = time.time(), _children_cpu()
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        frames = sum(pool.map(_decode_and_encode, files, chunksize=4))
+    return {
+        "seconds": time.time() - start,
+        "cpu_seconds": _children_cpu() - cpu,
+        "clips": len(files),
+        "frames": frames,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # ffmpeg per clip, as DMVR's generator runs it.
 
@@ -347,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = {
             "ingest": run_polyvit_ingest(video_dir, "video", args.workers, out_root),
             "floor": run_decode_floor(video_dir, args.workers),
+            "in_process": run_in_process(video_dir, args.workers),
         }
         if kind == "bframes":
             runs["ingest_skip_nonref"] = run_polyvit_ingest(
@@ -359,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:19s}: {_rates(run)}")
         ratios = {
             f"{name}/{reference}": _clips_per_s(runs[name]) / _clips_per_s(runs[reference])
-            for name in ("ingest", "ingest_skip_nonref")
+            for name in ("ingest", "ingest_skip_nonref", "in_process")
             for reference in ("floor", "ffmpeg")
             if name in runs and reference in runs
         }
