@@ -19,6 +19,7 @@ setup(
         "apache-beam[gcp]==2.61.0",
         "kfp==2.9.*",
         "av",
+        "simplejpeg",  # libjpeg-turbo in a self-contained wheel: the frame encoder
         "PyYAML",
         "scikit-learn",
         "scipy",

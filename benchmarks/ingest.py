@@ -3,15 +3,22 @@
     .venv/bin/python benchmarks/ingest.py [--videos 100] [--audios 20] [--workers 2]
                                           [--long-minutes 10] [--corpus DIR]
 
-Prints, in one run:
+Prints, in one run, for two corpora of N 10-second 640x360 30 fps H.264 videos with AAC audio,
+one WITH B-frames (libx264's default of 3) and one WITHOUT (bf=0), otherwise encoded alike:
   1. clips/s and frames/s of `polyvit ingest` (the real CLI, Beam DirectRunner with one worker
-     process per core) on N 10-second 640x360 30 fps H.264 videos with AAC audio, and clips/s on
-     the audio files;
-  2. the same figures for the ffmpeg command-line tool run once per clip the way DMVR's
+     process per core), and on the B-frame corpus once more with --skip-nonref-frames;
+  2. the decode-only floor: every packet of every file decoded by PyAV (video, with the same
+     threading as ingestion, and audio), nothing else, one process per worker: the physical
+     limit of ingestion on these clips and cores;
+  3. the same figures for the ffmpeg command-line tool run once per clip the way DMVR's
      examples/generate_from_file.py runs it (decode, trim, fps filter, scale, JPEG to a pipe;
      and a second process for the audio, as with its --decode_audio), with as many clips in
      flight as workers, on the same cores;
-  3. the peak RSS of one process decoding and encoding a 10-minute 1080p video into records.
+  4. ingestion's per-file work without Beam (decode, pick, scale, JPEG, serialized record),
+     one process per worker like the floor: the steady state once Beam has started;
+  5. the ratios ingest / floor (goal >= 0.85) and ingest / ffmpeg CLI (goal >= 1.5);
+  6. clips/s of `polyvit ingest` on the audio files, and the peak RSS of one process decoding
+     and encoding a 10-minute 1080p video into records.
 
 The ffmpeg CLI is optional (PyAV bundles its own FFmpeg); when it is missing the script says so
 and prints the rest. Figures are end-to-end wall-clock times, including process start-up.
@@ -57,13 +64,23 @@ def _texture(seed: int, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(noise).filter(ImageFilter.GaussianBlur(3)))
 
 
-def write_video(path: str, seconds: float, width: int, height: int, fps: int, seed: int) -> None:
-    """H.264 (ultrafast) with a stereo 44.1 kHz AAC tone, frames scrolled over a texture."""
+# libx264 settings of the corpora: the same preset, with and without its default 3 B-frames.
+X264_OPTIONS = {
+    "bframes": {"preset": "veryfast", "bf": "3"},
+    "no-bframes": {"preset": "veryfast", "bf": "0"},
+    "fast": {"preset": "ultrafast"},  # the long video: quick to write, no B-frames
+}
+
+
+def write_video(
+    path: str, seconds: float, width: int, height: int, fps: int, seed: int, kind: str = "fast"
+) -> None:
+    """H.264 with a stereo 44.1 kHz AAC tone, frames scrolled over a texture."""
     texture = _texture(seed, height + 2 * fps, width + 4 * fps)
     with av.open(path, "w") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.options = {"preset": "ultrafast"}
+        video.options = dict(X264_OPTIONS[kind])
         audio = out.add_stream("aac", rate=44100, layout="stereo")
         n_frames = round(seconds * fps)
         for i in range(n_frames):
@@ -100,25 +117,33 @@ def write_wav(path: str, seconds: float, seed: int) -> None:
         w.writeframes(np.repeat((tone * 32767).astype("<i2")[:, None], 2, axis=1).tobytes())
 
 
-def make_corpus(root: str, videos: int, audios: int) -> tuple[str, str]:
-    video_dir, audio_dir = os.path.join(root, "videos"), os.path.join(root, "audio")
+VIDEO_KINDS = ("bframes", "no-bframes")
+
+
+def make_corpus(root: str, videos: int, audios: int) -> tuple[dict[str, str], str]:
+    """{kind: folder} of the video corpora, and the audio folder."""
+    video_dirs = {kind: os.path.join(root, f"videos-{kind}") for kind in VIDEO_KINDS}
+    audio_dir = os.path.join(root, "audio")
     stamp = os.path.join(root, f".complete-{videos}-{audios}")
     if os.path.exists(stamp):
-        return video_dir, audio_dir
-    shutil.rmtree(root, ignore_errors=True)
+        return video_dirs, audio_dir
+    for folder in [*video_dirs.values(), audio_dir]:
+        shutil.rmtree(folder, ignore_errors=True)
     start = time.time()
-    for i in range(videos):
-        folder = os.path.join(video_dir, f"class{i % 2}")
-        os.makedirs(folder, exist_ok=True)
-        write_video(os.path.join(folder, f"v{i:04d}.mp4"), CLIP_SECONDS, 640, 360, 30, i)
-        print(f"\rcorpus: {i + 1}/{videos} videos", end="", flush=True)
+    for kind, video_dir in video_dirs.items():
+        for i in range(videos):
+            folder = os.path.join(video_dir, f"class{i % 2}")
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"v{i:04d}.mp4")
+            write_video(path, CLIP_SECONDS, 640, 360, 30, i, kind)
+            print(f"\rcorpus: {i + 1}/{videos} videos ({kind})", end="", flush=True)
     for i in range(audios):
         folder = os.path.join(audio_dir, f"class{i % 2}")
         os.makedirs(folder, exist_ok=True)
         write_wav(os.path.join(folder, f"a{i:04d}.wav"), CLIP_SECONDS, i)
-    print(f"\rcorpus: {videos} videos, {audios} audio files in {time.time() - start:.0f} s")
+    print(f"\rcorpus: 2 x {videos} videos, {audios} audio files in {time.time() - start:.0f} s")
     open(stamp, "w").close()
-    return video_dir, audio_dir
+    return video_dirs, audio_dir
 
 
 def make_long_video(root: str, minutes: float, fps: int) -> str:
@@ -136,14 +161,16 @@ def make_long_video(root: str, minutes: float, fps: int) -> str:
 # polyvit ingest.
 
 
-def run_polyvit_ingest(source: str, modality: str, workers: int, out_root: str) -> dict:
+def run_polyvit_ingest(
+    source: str, modality: str, workers: int, out_root: str, extra: tuple[str, ...] = ()
+) -> dict:
     output = os.path.join(out_root, f"polyvit-{modality}")
     shutil.rmtree(output, ignore_errors=True)
     command = [
         sys.executable, "-m", "pipeline.cli", "ingest", "--modality", modality,
         "--fps", str(FPS), "--short-side", str(SHORT_SIDE), "--sample-rate", str(SAMPLE_RATE),
         "--clip-seconds", str(CLIP_SECONDS), "--workers", str(workers), "--quiet",
-        "--eval-fraction", "0",
+        "--eval-fraction", "0", *extra,
         source, output,
     ]  # fmt: skip
     start, cpu = time.time(), _children_cpu()
@@ -159,6 +186,69 @@ def run_polyvit_ingest(source: str, modality: str, workers: int, out_root: str) 
             clips += 1
             frames += len(dmvr.parse_sequence_example(record).frames)
     return {"seconds": seconds, "cpu_seconds": cpu, "clips": clips, "frames": frames}
+
+
+# --------------------------------------------------------------------------------------------
+# The decode-only floor: PyAV decodes every packet, nothing else.
+
+
+def _decode_only(path: str) -> int:
+    """Decodes every video and audio packet of one file; returns the video frames."""
+    frames = 0
+    with av.open(path) as container:
+        streams = [*container.streams.video[:1], *container.streams.audio[:1]]
+        for stream in container.streams.video[:1]:
+            stream.thread_type = "AUTO"  # as media.decode sets it
+        for packet in container.demux(*streams):
+            for _ in packet.decode():
+                frames += packet.stream.type == "video"
+    return frames
+
+
+def run_decode_floor(folder: str, workers: int) -> dict:
+    """One process per worker (as Beam's workers), each decoding whole files."""
+    files = sorted(glob.glob(os.path.join(folder, "*", "*")))
+    start, cpu = time.time(), _children_cpu()
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:  # joined (and counted) on exit
+        frames = sum(pool.map(_decode_only, files, chunksize=4))
+    return {
+        "seconds": time.time() - start,
+        "cpu_seconds": _children_cpu() - cpu,
+        "clips": len(files),
+        "frames": frames,
+    }
+
+
+def _decode_and_encode(path: str) -> int:
+    """What one ingestion worker does per file, without Beam: decode, pick, scale, JPEG,
+    SequenceExample, serialized bytes; returns the frames."""
+    from core.config import Ingestion
+    from media import decode, dmvr
+
+    ingestion = Ingestion(
+        fps=FPS, short_side=SHORT_SIDE, sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS
+    )
+    frames = 0
+    for clip in decode.iter_clips(path, "video", ingestion):
+        meta = dmvr.ClipMetadata("bench", os.path.basename(path), 0, 0)
+        dmvr.build_sequence_example(clip, meta).SerializeToString()
+        frames += len(clip.frames)
+    return frames
+
+
+def run_in_process(folder: str, workers: int) -> dict:
+    """Ingestion's per-file work in one process per worker, as the floor runs: the steady
+    state of `polyvit ingest` once Beam and TensorFlow have started."""
+    files = sorted(glob.glob(os.path.join(folder, "*", "*")))
+    start, cpu = time.time(), _children_cpu()
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        frames = sum(pool.map(_decode_and_encode, files, chunksize=4))
+    return {
+        "seconds": time.time() - start,
+        "cpu_seconds": _children_cpu() - cpu,
+        "clips": len(files),
+        "frames": frames,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +348,10 @@ def _rates(r: dict) -> str:
     )
 
 
+def _clips_per_s(run: dict) -> float:
+    return run["clips"] / run["seconds"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=100, help="10 s 640x360 videos (>= 100)")
@@ -270,38 +364,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    video_dir, audio_dir = make_corpus(args.corpus, args.videos, args.audios)
+    video_dirs, audio_dir = make_corpus(args.corpus, args.videos, args.audios)
     out_root = os.path.join(args.corpus, "out")
     print(
         f"\nSettings: {FPS} fps, shorter side {SHORT_SIDE}, audio {SAMPLE_RATE} Hz mono, "
         f"{CLIP_SECONDS:g} s clips, {args.workers} workers on {os.cpu_count()} cores"
     )
-    figures = {"workers": args.workers, "cores": os.cpu_count()}
-    figures["polyvit_video"] = run_polyvit_ingest(video_dir, "video", args.workers, out_root)
-    print(f"polyvit ingest, video+audio : {_rates(figures['polyvit_video'])}")
-    figures["polyvit_audio"] = run_polyvit_ingest(audio_dir, "audio", args.workers, out_root)
-    print(f"polyvit ingest, audio files : {_rates(figures['polyvit_audio'])}")
-
-    if shutil.which("ffmpeg") is None:
+    figures: dict = {"workers": args.workers, "cores": os.cpu_count()}
+    has_ffmpeg = shutil.which("ffmpeg") is not None
+    if not has_ffmpeg:
         print(
-            "ffmpeg per clip             : SKIPPED, the ffmpeg command-line tool is not installed "
-            "(apt-get install -y ffmpeg); no comparison figures"
+            "ffmpeg per clip: SKIPPED, the ffmpeg command-line tool is not installed "
+            "(apt-get install -y ffmpeg); no comparison with it"
         )
-    else:
-        figures["ffmpeg_video"] = run_ffmpeg_per_clip(video_dir, True, args.workers)
-        print(f"ffmpeg per clip, video+audio: {_rates(figures['ffmpeg_video'])}")
+    for kind, video_dir in video_dirs.items():
+        runs = {
+            "ingest": run_polyvit_ingest(video_dir, "video", args.workers, out_root),
+            "floor": run_decode_floor(video_dir, args.workers),
+            "in_process": run_in_process(video_dir, args.workers),
+        }
+        if kind == "bframes":
+            runs["ingest_skip_nonref"] = run_polyvit_ingest(
+                video_dir, "video", args.workers, out_root, ("--skip-nonref-frames",)
+            )
+        if has_ffmpeg:
+            runs["ffmpeg"] = run_ffmpeg_per_clip(video_dir, True, args.workers)
+        print(f"\nvideo+audio, {kind}:")
+        for name, run in runs.items():
+            print(f"  {name:19s}: {_rates(run)}")
+        ratios = {
+            f"{name}/{reference}": _clips_per_s(runs[name]) / _clips_per_s(runs[reference])
+            for name in ("ingest", "ingest_skip_nonref", "in_process")
+            for reference in ("floor", "ffmpeg")
+            if name in runs and reference in runs
+        }
+        for name, ratio in ratios.items():
+            goal = " (goal >= 0.85)" if name == "ingest/floor" else ""
+            goal = " (goal >= 1.5)" if name == "ingest/ffmpeg" else goal
+            print(f"  {name:30s}: {ratio:.2f}x clips/s{goal}")
+        figures[kind] = {"runs": runs, "ratios": ratios}
+
+    figures["polyvit_audio"] = run_polyvit_ingest(audio_dir, "audio", args.workers, out_root)
+    print(f"\npolyvit ingest, audio files : {_rates(figures['polyvit_audio'])}")
+    if has_ffmpeg:
         figures["ffmpeg_audio"] = run_ffmpeg_per_clip(audio_dir, False, args.workers)
         print(f"ffmpeg per clip, audio files: {_rates(figures['ffmpeg_audio'])}")
-        ratio = (figures["polyvit_video"]["clips"] / figures["polyvit_video"]["seconds"]) / (
-            figures["ffmpeg_video"]["clips"] / figures["ffmpeg_video"]["seconds"]
-        )
-        figures["speedup_video"] = ratio
-        cpu_ratio = figures["ffmpeg_video"]["cpu_seconds"] / figures["polyvit_video"]["cpu_seconds"]
-        figures["cpu_speedup_video"] = cpu_ratio
-        print(
-            f"speed-up of polyvit ingest over ffmpeg per clip (video): {ratio:.2f}x wall clock, "
-            f"{cpu_ratio:.2f}x in CPU time (goal 1.5x)"
-        )
 
     if not args.skip_long:
         path = make_long_video(args.corpus, args.long_minutes, args.long_fps)

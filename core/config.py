@@ -111,6 +111,11 @@ class Ingestion:
     # TFRecord compression of the written records: "none" (`.tfrecord`, what DMVR's readers
     # read by default) or "gzip" (`.gz`; TFX's readers detect gzip by that suffix).
     compression: Compression = "none"
+    # Video: skip decoding non-reference frames (B-frames nothing refers to) whose display
+    # interval holds no sample time, when the source's frame rate is at least twice ingestion.fps.
+    # Faster on B-frame video; the picked frames stay the same for a constant frame rate, and
+    # move by at most one source frame when frame durations vary. Off: every frame is decoded.
+    skip_nonref_frames: bool = False
 
 
 @dataclass

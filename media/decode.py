@@ -26,6 +26,7 @@ from typing import Any
 import av
 import av.video.reformatter
 import numpy as np
+import simplejpeg
 
 from core.config import Ingestion
 from media import errors, fs
@@ -36,6 +37,14 @@ _TIME_EPS = 1e-3
 # swscale's bilinear filter (it widens with the downscale ratio, so it does not alias) is about
 # three times faster here than its default bicubic, and resizing is the largest cost per frame.
 _RESIZE_FILTER = "BILINEAR"
+# One scaler thread: ingestion runs one worker process per core, and swscale's own threads
+# (its default is one per CPU) only add hand-offs there on frames this small.
+_SCALER_THREADS = 1
+# Colour matrices under which a YUV frame is what a JPEG (JFIF: BT.601, full range) holds once
+# its range is expanded; swscale changes the range between YUV formats but not the matrix, so
+# frames tagged otherwise (BT.709, BT.2020...) go through RGB, converted with their own matrix.
+# FFmpeg's AVColorSpace codes: 2 unspecified (swscale then assumes BT.601), 5 BT470BG, 6 SMPTE170M.
+_JFIF_MATRICES = frozenset({2, 5, 6})
 
 # Leading bytes of formats we read: a file that starts like one of these but cannot be opened
 # is a corrupt container; anything else is not media at all.
@@ -77,6 +86,9 @@ class DecodedClip:
     # False when `waveform` is a silent stand-in for a soundtrack the source does not have
     # (media.dmvr.with_silent_audio); recorded as `audio/has_audio` = 0.
     has_audio: bool = True
+    # Source time (seconds from the start of the file) of the decoded frame behind each entry of
+    # `frames`: what frame selection picked, for tests and diagnostics (not recorded).
+    frame_times: list[float] = dataclasses.field(default_factory=list)
 
 
 def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -119,15 +131,6 @@ def _check_resolution(width: int, height: int, ingestion: Ingestion, path: str) 
             f"{width}x{height} exceeds ingestion.max_resolution={ingestion.max_resolution}",
             path,
         )
-
-
-def _rgb_image(frame):
-    """A PIL view of an rgb24 frame's pixels, without the copy VideoFrame.to_image makes."""
-    from PIL import Image
-
-    plane = frame.planes[0]
-    size = (frame.width, frame.height)
-    return Image.frombuffer("RGB", size, plane, "raw", "RGB", plane.line_size, 1)
 
 
 def _jpeg(image, quality: int) -> bytes:
@@ -173,6 +176,41 @@ def _decode_image(path: str, ingestion: Ingestion) -> DecodedClip:
 # Video and audio: a frame sampler and an audio cutter fed as packets are demuxed.
 
 
+# A settled sample: (slot, JPEG, source time of the frame picked for it).
+Picked = tuple[int, bytes, float]
+
+
+def _plane(frame, index: int, width: int, height: int) -> np.ndarray:
+    """A (height, width) uint8 view of one plane of a frame, without its row padding."""
+    plane = frame.planes[index]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return rows[:height, :width]
+
+
+def _is_jfif_yuv(frame) -> bool:
+    return frame.format.name.startswith("yuv") and frame.colorspace in _JFIF_MATRICES
+
+
+def _frame_jpeg(reformatter, frame, size: tuple[int, int], quality: int) -> bytes:
+    """One decoded frame scaled to `size` and JPEG-encoded by libjpeg-turbo (simplejpeg).
+
+    A YUV frame is scaled by swscale straight into 4:2:0 full-range planes, which JPEG stores
+    as they are: no conversion to RGB and back, no chroma resampling by the encoder (about
+    three times cheaper than through RGB). Other frames go through rgb24."""
+    width, height = size
+    common = {"width": width, "height": height, "interpolation": _RESIZE_FILTER}
+    if _is_jfif_yuv(frame):
+        yuv = reformatter.reformat(
+            frame, format="yuv420p", dst_color_range="JPEG", threads=_SCALER_THREADS, **common
+        )
+        chroma = ((width + 1) // 2, (height + 1) // 2)
+        y, u, v = (_plane(yuv, 0, width, height), *(_plane(yuv, i, *chroma) for i in (1, 2)))
+        return simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
+    rgb = reformatter.reformat(frame, format="rgb24", threads=_SCALER_THREADS, **common)
+    pixels = _plane(rgb, 0, 3 * width, height).reshape(height, width, 3)
+    return simplejpeg.encode_jpeg(pixels, quality=quality, colorspace="RGB", colorsubsampling="420")
+
+
 class _FrameSampler:
     """Picks, for each sample time start + j / fps, the latest frame at or before it."""
 
@@ -187,40 +225,39 @@ class _FrameSampler:
     def slot_time(self, slot: int) -> float:
         return self.start + slot / self.fps
 
+    def needs(self, time: float, duration: float) -> bool:
+        """Whether a frame shown during [time, time + duration) would be picked: whether an
+        unsettled sample time falls in it (as `add` settles them, with the same tolerance)."""
+        slot = max(self.next_slot, math.ceil((time - _TIME_EPS - self.start) * self.fps))
+        return self.slot_time(slot) < time + duration - _TIME_EPS
+
     def _encode_held(self) -> bytes:
         assert self._held is not None, "a frame is held before any is encoded"
         time, frame, jpeg = self._held
         if jpeg is None:  # convert only frames that are picked, once even when repeated
-            image = self._reformatter.reformat(
-                frame,
-                width=self.size[0],
-                height=self.size[1],
-                format="rgb24",
-                interpolation=_RESIZE_FILTER,
-            )
-            jpeg = _jpeg(_rgb_image(image), self.quality)
+            jpeg = _frame_jpeg(self._reformatter, frame, self.size, self.quality)
             self._held = (time, frame, jpeg)
         return jpeg
 
-    def add(self, frame, time: float, end: float | None) -> list[tuple[int, bytes]]:
-        """Feeds one decoded frame; returns the (slot, JPEG) pairs it settles."""
-        picked: list[tuple[int, bytes]] = []
+    def add(self, frame, time: float, end: float | None) -> list[Picked]:
+        """Feeds one decoded frame; returns the (slot, JPEG, source time) it settles."""
+        picked: list[Picked] = []
         while self.slot_time(self.next_slot) < time - _TIME_EPS and (
             end is None or self.slot_time(self.next_slot) < end - _TIME_EPS
         ):
             if self._held is None:  # the video starts after the first sample time
                 self._held = (time, frame, None)
-            picked.append((self.next_slot, self._encode_held()))
+            picked.append((self.next_slot, self._encode_held(), self._held[0]))
             self.next_slot += 1
         self._held = (time, frame, None)
         self.last_time = time
         return picked
 
-    def finish(self, limit: float) -> list[tuple[int, bytes]]:
+    def finish(self, limit: float) -> list[Picked]:
         """Settles the sample times before `limit` with the last frame (end of stream)."""
-        picked: list[tuple[int, bytes]] = []
+        picked: list[Picked] = []
         while self._held is not None and self.slot_time(self.next_slot) < limit - _TIME_EPS:
-            picked.append((self.next_slot, self._encode_held()))
+            picked.append((self.next_slot, self._encode_held(), self._held[0]))
             self.next_slot += 1
         return picked
 
@@ -373,8 +410,12 @@ def _iter_av_clips(
             except av.error.FFmpegError:
                 pass  # unseekable input: decode from the beginning instead
         streams = [s for s in (video, audio) if s is not None]
+        skipper = _NonrefSkipper.for_stream(video, ingestion, origin) if video else None
         try:
             for packet in container.demux(*streams):
+                if skipper is not None and packet.stream is video:
+                    assert sampler is not None
+                    skipper.before(packet, sampler)
                 for frame in packet.decode():
                     time = frame.time - origin if frame.time is not None else None
                     if packet.stream is video:
@@ -400,6 +441,41 @@ def _iter_av_clips(
         yield from assembler.finish(video)
 
 
+class _NonrefSkipper:
+    """ingestion.skip_nonref_frames: before each video packet is decoded, tells the decoder to
+    drop it if it is a non-reference frame (nothing else is predicted from it) and no sample
+    time falls in its display interval. A reference frame is always decoded, so the frames
+    after it stay intact; a dropped frame is one the sampler would not have picked, unless
+    the packet durations are wrong (variable frame rate), when the pick moves by one frame."""
+
+    # Below this ratio of source to target frame rate there is little to skip.
+    MIN_RATE_RATIO = 2.0
+
+    def __init__(self, video, origin: float, frame_duration: float):
+        self.codec, self.origin, self.frame_duration = video.codec_context, origin, frame_duration
+        self.time_base = video.time_base
+        self._skipping = False
+
+    @classmethod
+    def for_stream(cls, video, ingestion: Ingestion, origin: float) -> _NonrefSkipper | None:
+        rate = video.average_rate or video.guessed_rate
+        if not ingestion.skip_nonref_frames or not rate or not video.time_base:
+            return None
+        if float(rate) < cls.MIN_RATE_RATIO * ingestion.fps:
+            return None
+        return cls(video, origin, 1 / float(rate))
+
+    def before(self, packet, sampler: _FrameSampler) -> None:
+        skip = False
+        if packet.pts is not None:
+            time = float(packet.pts * self.time_base) - self.origin
+            duration = float(packet.duration * self.time_base) if packet.duration else 0.0
+            skip = not sampler.needs(time, duration or self.frame_duration)
+        if skip != self._skipping:  # set only on a change: each set reaches the codec
+            self.codec.skip_frame = "NONREF" if skip else "DEFAULT"
+            self._skipping = skip
+
+
 class _ClipAssembler:
     """Collects picked frames and samples per clip window and releases finished clips."""
 
@@ -408,7 +484,8 @@ class _ClipAssembler:
         self.sampler, self.cutter = sampler, cutter
         self.windows = windows  # None: length unknown until the streams end
         self.index = 0  # next window to release
-        self.frames: dict[int, bytes] = {}  # slot -> JPEG, for unreleased windows
+        # slot -> (JPEG, source time), for unreleased windows
+        self.frames: dict[int, tuple[bytes, float]] = {}
         self.released = 0
 
     def _window(self, k: int) -> tuple[float, float]:
@@ -417,8 +494,8 @@ class _ClipAssembler:
         length = self.ingestion.clip_seconds
         return self.start + k * length, self.start + (k + 1) * length
 
-    def add_frames(self, picked: list[tuple[int, bytes]]) -> None:
-        self.frames.update(picked)
+    def add_frames(self, picked: list[Picked]) -> None:
+        self.frames.update((slot, (jpeg, time)) for slot, jpeg, time in picked)
 
     def _samples(self, time: float) -> int:
         return round((time - self.start) * self.ingestion.sample_rate)
@@ -443,14 +520,17 @@ class _ClipAssembler:
             yield self._release(begin, stop)
 
     def _release(self, begin: float, stop: float) -> DecodedClip:
-        frames = []
+        frames: list[bytes] = []
+        frame_times: list[float] = []
         if self.sampler is not None:
             fps = self.ingestion.fps
             slots = range(
                 math.ceil((begin - self.start) * fps - _TIME_EPS),
                 math.ceil((stop - self.start) * fps - _TIME_EPS),
             )
-            frames = [self.frames.pop(j) for j in slots if j in self.frames]
+            settled = [self.frames.pop(j) for j in slots if j in self.frames]
+            frames = [jpeg for jpeg, _ in settled]
+            frame_times = [time for _, time in settled]
             if not frames:
                 raise MediaError(
                     errors.CORRUPT_CONTAINER if self.released else errors.NO_FRAMES,
@@ -479,6 +559,7 @@ class _ClipAssembler:
             height=height,
             waveform=waveform,
             sample_rate=self.ingestion.sample_rate if waveform is not None else 0,
+            frame_times=frame_times,
         )
 
     def finish(self, video) -> Iterator[DecodedClip]:

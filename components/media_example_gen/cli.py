@@ -73,6 +73,14 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(Ingestion)
     for field in dataclasses.fields(Ingestion):
         value = getattr(defaults, field.name)
+        if isinstance(value, bool):  # an on/off setting: a flag without a value
+            parser.add_argument(
+                _flag(field.name),
+                dest=field.name,
+                action="store_false" if value else "store_true",
+                help=f"ingestion.{field.name} (default: {'on' if value else 'off'})",
+            )
+            continue
         # A Literal setting (compression) offers its values as choices.
         choices = typing.get_args(hints[field.name]) or None
         parser.add_argument(

@@ -50,6 +50,7 @@ REJECTED = [
     _row("ingestion.eval_fraction=-0.1", "ingestion.eval_fraction: must be in [0, 1)"),
     _row("ingestion.max_bad_fraction=1.5", "ingestion.max_bad_fraction: must be in [0, 1]"),
     _row("ingestion.compression=zlib", "ingestion.compression: 'zlib' is not one of"),
+    _row("ingestion.skip_nonref_frames=3", "ingestion.skip_nonref_frames: expected true or false"),
     # model
     _row("model.preset=huge", "model.preset: unknown preset 'huge'"),
     _row("model.overrides.depth=3", "model.overrides.depth: unknown model size field"),
@@ -187,6 +188,7 @@ ACCEPTED = [
     ["ingestion.eval_fraction=0.99", "ingestion.max_bad_fraction=1"],
     ["ingestion.compression=gzip"],
     ["ingestion.compression=none"],
+    ["ingestion.skip_nonref_frames=true"],
     ["model.overrides.num_heads=4", "model.overrides.modality_layers=0"],
     ["inputs.crop_min_area=1.0", "inputs.crop_max_area=1.0", "inputs.crop_max_aspect=1.0"],
     ["inputs.eval_crop_fraction=1.0", "inputs.eval_clips=1", "inputs.mixup_alpha=0"],

@@ -178,3 +178,42 @@ def write_bytes(path: str, data: bytes) -> str:
 
 def write_text(path: str, text: str) -> str:
     return write_bytes(path, text.encode())
+
+
+def write_textured_video(
+    path: str, seconds: float, width: int, height: int, fps: int, b_frames: int
+) -> str:
+    """H.264 of a blurred noise texture scrolling diagonally (real motion and detail, so that
+    scaling and frame choice show in the pixels), with `b_frames` B-frames (libx264's default is
+    3; 0 for none) and a stereo AAC sweep. Single-threaded x264, so the bytes are reproducible."""
+    from PIL import Image, ImageFilter
+
+    _makedirs_for(path)
+    rng = np.random.default_rng(width * 1000 + height)
+    noise = rng.integers(0, 256, (height + seconds * fps, width + 2 * seconds * fps, 3))
+    texture = np.asarray(
+        Image.fromarray(noise.astype(np.uint8)).filter(ImageFilter.GaussianBlur(2))
+    )
+    rate = 44100
+    t = np.arange(round(seconds * rate)) / rate
+    sweep = (0.4 * np.sin(2 * np.pi * (200 + 300 * t) * t)).astype(np.float32)
+    with av.open(path, "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "veryfast", "bf": str(b_frames), "threads": "1"}
+        audio = out.add_stream("aac", rate=rate, layout="stereo")
+        for i in range(round(seconds * fps)):
+            pixels = np.ascontiguousarray(texture[i : i + height, 2 * i : 2 * i + width])
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        planar = np.stack([sweep, sweep[::-1].copy()])
+        for begin in range(0, planar.shape[1], 1024):
+            chunk = np.ascontiguousarray(planar[:, begin : begin + 1024])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = rate, begin
+            frame.time_base = fractions.Fraction(1, rate)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path
