@@ -448,8 +448,13 @@ def _check_types(config_or_slice: Any) -> None:
 
 
 def validate(config: Config) -> Config:
-    """Checks every value rule of `config`; returns it, or raises ConfigError naming the key."""
+    """Checks a Config built in code: the loader's types, then every value rule; returns it, or
+    raises ConfigError naming the key."""
     _check_types(config)
+    return _check_values(config)
+
+
+def _check_values(config: Config) -> Config:
     rules.check_tasks(config.tasks)
     rules.check_ingestion(config.ingestion)
     rules.check_inputs(config.inputs)
@@ -463,7 +468,8 @@ def validate(config: Config) -> Config:
 
 
 def from_dict(data: dict) -> Config:
-    return validate(_build(Config, _tasks_by_name(data or {}), ""))
+    # _build has checked the types already; only the value rules are left.
+    return _check_values(_build(Config, _tasks_by_name(data or {}), ""))
 
 
 def to_dict(config: Config) -> dict:
@@ -545,6 +551,10 @@ def validate_slice(config_slice: Any) -> Any:
     """The value rules of the sections a slice holds (a slice rebuilt from a component's
     custom_config is checked as strictly as the Config it was cut from)."""
     _check_types(config_slice)
+    return _check_slice_values(config_slice)
+
+
+def _check_slice_values(config_slice: Any) -> Any:
     if isinstance(config_slice, IngestConfig):
         rules.check_task_names(config_slice.tasks)
         rules.check_ingestion(config_slice.ingestion)
@@ -581,7 +591,7 @@ def from_custom_config(custom_config: dict | None, cls: type, where: str) -> Any
     data = json.loads(data) if isinstance(data, str) else data
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: custom_config[{CUSTOM_CONFIG_KEY!r}] is not a mapping")
-    return from_dict(data) if cls is Config else validate_slice(_build(cls, data, ""))
+    return _from_data(data, cls)
 
 
 def slice_to_json(config_slice: Any) -> str:
@@ -600,9 +610,14 @@ def slice_from_json(text: str, cls: type, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected the JSON of a {cls.__name__}, got {data!r:.40}")
     try:
-        return from_dict(data) if cls is Config else _build(cls, data, "")
+        return _from_data(data, cls)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def _from_data(data: dict, cls: type) -> Any:
+    """A Config or a slice from its plain data, strictly, with its value rules."""
+    return from_dict(data) if cls is Config else _check_slice_values(_build(cls, data, ""))
 
 
 # --------------------------------------------------------------------------------------------
