@@ -205,18 +205,23 @@ def _decode_only(path: str) -> int:
     return frames
 
 
-def run_decode_floor(folder: str, workers: int) -> dict:
-    """One process per worker (as Beam's workers), each decoding whole files."""
+def _run_pool(folder: str, workers: int, per_file) -> dict:
+    """`per_file(path) -> frames` over every clip, one process per worker (as Beam's workers)."""
     files = sorted(glob.glob(os.path.join(folder, "*", "*")))
     start, cpu = time.time(), _children_cpu()
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:  # joined (and counted) on exit
-        frames = sum(pool.map(_decode_only, files, chunksize=4))
+        frames = sum(pool.map(per_file, files, chunksize=4))
     return {
         "seconds": time.time() - start,
         "cpu_seconds": _children_cpu() - cpu,
         "clips": len(files),
         "frames": frames,
     }
+
+
+def run_decode_floor(folder: str, workers: int) -> dict:
+    """Every frame decoded by PyAV, nothing else: the physical limit."""
+    return _run_pool(folder, workers, _decode_only)
 
 
 def _decode_and_encode(path: str) -> int:
@@ -239,16 +244,7 @@ def _decode_and_encode(path: str) -> int:
 def run_in_process(folder: str, workers: int) -> dict:
     """Ingestion's per-file work in one process per worker, as the floor runs: the steady
     state of `polyvit ingest` once Beam and TensorFlow have started."""
-    files = sorted(glob.glob(os.path.join(folder, "*", "*")))
-    start, cpu = time.time(), _children_cpu()
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        frames = sum(pool.map(_decode_and_encode, files, chunksize=4))
-    return {
-        "seconds": time.time() - start,
-        "cpu_seconds": _children_cpu() - cpu,
-        "clips": len(files),
-        "frames": frames,
-    }
+    return _run_pool(folder, workers, _decode_and_encode)
 
 
 # --------------------------------------------------------------------------------------------

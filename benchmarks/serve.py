@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from core import env, logs  # noqa: E402, F401  (env: before TensorFlow loads)
+from core import cli_args, env, logs  # noqa: E402, F401  (env: before TensorFlow loads)
 
 CLIENTS = (1, 8)
 BATCHES = (1, 8)
@@ -304,7 +304,7 @@ def print_goals(rows: list[Row], sizes: list[Size]) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/demo.yaml")
+    cli_args.add_config_args(parser)
     parser.add_argument("--task", default="")
     parser.add_argument(
         "--sizes",
@@ -313,14 +313,6 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-requests", type=int, default=2000)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. --set serving.max_batch_size=8",
-    )
     args = parser.parse_args(argv)
     logs.setup()  # an entry point: the library's progress lines reach stderr
     try:

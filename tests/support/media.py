@@ -91,14 +91,18 @@ def _write_video_with_stereo_audio(path, frames, fps, tone, audio_rate) -> None:
             frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
-        planar = np.stack([tone, tone])  # fltp: one row per channel
-        for begin in range(0, planar.shape[1], 1024):
-            chunk = np.ascontiguousarray(planar[:, begin : begin + 1024])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = audio_rate, begin
-            frame.time_base = fractions.Fraction(1, audio_rate)
-            out.mux(audio.encode(frame))
-        out.mux(audio.encode(None))
+        _mux_stereo(out, audio, np.stack([tone, tone]), audio_rate)
+
+
+def _mux_stereo(out, audio, planar: np.ndarray, rate: int) -> None:
+    """Encodes [2, samples] float32 (fltp: one row per channel) into the stereo `audio` stream."""
+    for begin in range(0, planar.shape[1], 1024):
+        chunk = np.ascontiguousarray(planar[:, begin : begin + 1024])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = rate, begin
+        frame.time_base = fractions.Fraction(1, rate)
+        out.mux(audio.encode(frame))
+    out.mux(audio.encode(None))
 
 
 def write_wav(
@@ -208,12 +212,5 @@ def write_textured_video(
             frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
-        planar = np.stack([sweep, sweep[::-1].copy()])
-        for begin in range(0, planar.shape[1], 1024):
-            chunk = np.ascontiguousarray(planar[:, begin : begin + 1024])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = rate, begin
-            frame.time_base = fractions.Fraction(1, rate)
-            out.mux(audio.encode(frame))
-        out.mux(audio.encode(None))
+        _mux_stereo(out, audio, np.stack([sweep, sweep[::-1].copy()]), rate)
     return path
