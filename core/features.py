@@ -30,6 +30,20 @@ SAMPLE_RATE = "audio/sample_rate"  # int64: samples per second of the waveform
 # silence keeps such a record readable, and this mark lets a model mask the audio out (as
 # VATT-style audio-visual training does) instead of learning from the stand-in.
 HAS_AUDIO = "audio/has_audio"
+# int64, on every video record: 1 when `caption/string` holds the clip's caption candidates
+# (one bytes value each), 0 when the source gave none. A video without a caption still gets
+# one empty `caption/string` so DMVR's text readers (which tokenize the first candidate) parse
+# it; this mark lets the video-text loss mask the clip out, as HAS_AUDIO does for audio.
+HAS_CAPTION = "caption/has_caption"
+# In a CSV caption cell, candidates for one clip are separated by this (VATT's MIL-NCE takes
+# several narrations per clip); a cell without it is one caption.
+CAPTION_SEPARATOR = "|"
+
+
+def caption_candidates(cell: str) -> tuple[str, ...]:
+    """The non-empty, stripped caption candidates of a CSV caption cell, in order."""
+    return tuple(c.strip() for c in cell.split(CAPTION_SEPARATOR) if c.strip())
+
 
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)

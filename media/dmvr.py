@@ -66,8 +66,13 @@ def build_sequence_example(clip: DecodedClip, meta: ClipMetadata) -> SequenceExa
     if meta.labels:
         _set_ints(example, features.LABEL_INDEX, meta.label_indices)
         _set_bytes(example, features.LABEL_TEXT, (label.encode() for label in meta.labels))
-    if meta.caption:
-        _set_bytes(example, features.CAPTION, [meta.caption.encode()])
+    captions = features.caption_candidates(meta.caption)
+    if captions:
+        _set_bytes(example, features.CAPTION, (c.encode() for c in captions))
+    if clip.frames and clip.waveform is not None:  # a video: always readable as text too
+        if not captions:
+            _set_bytes(example, features.CAPTION, [b""])
+        _set_ints(example, features.HAS_CAPTION, [int(bool(captions))])
     _set_bytes(example, features.FILENAME, [meta.filename.encode()])
     _set_ints(example, features.START_US, [meta.start_us])
     _set_ints(example, features.END_US, [meta.end_us])
@@ -115,6 +120,8 @@ class ParsedClip:
     frame_rate: float | None
     sample_rate: int | None
     has_audio: bool | None = None  # `audio/has_audio`; None when the record does not say
+    captions: tuple[str, ...] = ()  # every `caption/string` candidate (caption: the first)
+    has_caption: bool | None = None  # `caption/has_caption`; None when the record does not say
 
 
 def _context_bytes(example, key: str) -> list[bytes]:
@@ -161,10 +168,14 @@ def parse_sequence_example(serialized: bytes) -> ParsedClip:
         if frame_rate is not None and frame_rate.float_list.value
         else None,
         sample_rate=_context_int(example, features.SAMPLE_RATE),
-        has_audio=None
-        if _context_int(example, features.HAS_AUDIO) is None
-        else bool(_context_int(example, features.HAS_AUDIO)),
+        has_audio=_optional_bool(_context_int(example, features.HAS_AUDIO)),
+        captions=tuple(b.decode() for b in _context_bytes(example, features.CAPTION)),
+        has_caption=_optional_bool(_context_int(example, features.HAS_CAPTION)),
     )
+
+
+def _optional_bool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -199,3 +199,47 @@ def test_ingested_records_read_with_dmvr_specs_and_no_compression_argument(tmp_p
     assert mute.shape == loud.shape == (32000,)
     assert not mute.any() and np.abs(loud).max() > 0.1
     assert (loud_has_audio, mute_has_audio) == (True, False)
+
+
+def _video_record(sample_video, caption: str) -> bytes:
+    (clip,) = decode.decode_file(sample_video, "video", ING)
+    meta = dmvr.ClipMetadata("motion", "clip.mp4", 0, 2_000_000, caption=caption)
+    return dmvr.build_sequence_example(clip, meta).SerializeToString()
+
+
+def test_caption_candidates_are_kept_and_marked(sample_video):
+    serialized = _video_record(sample_video, "a digit moves up | the 3 rises |")
+    context, _ = tf.io.parse_single_sequence_example(
+        serialized,
+        context_features={
+            features.CAPTION: tf.io.VarLenFeature(tf.string),
+            features.HAS_CAPTION: tf.io.FixedLenFeature([], tf.int64),
+        },
+    )
+    assert tf.sparse.to_dense(context[features.CAPTION]).numpy().tolist() == [
+        b"a digit moves up",
+        b"the 3 rises",
+    ]
+    assert int(context[features.HAS_CAPTION]) == 1
+    parsed = dmvr.parse_sequence_example(serialized)
+    assert (parsed.caption, parsed.captions, parsed.has_caption) == (
+        "a digit moves up",
+        ("a digit moves up", "the 3 rises"),
+        True,
+    )
+
+
+def test_video_without_caption_still_parses_and_is_masked(sample_video):
+    serialized = _video_record(sample_video, "")
+    # DMVR's text readers take the first caption/string value: there must be one.
+    context, _ = tf.io.parse_single_sequence_example(
+        serialized, context_features={features.CAPTION: tf.io.FixedLenFeature([1], tf.string)}
+    )
+    assert context[features.CAPTION].numpy().tolist() == [b""]
+    parsed = dmvr.parse_sequence_example(serialized)
+    assert (parsed.captions, parsed.has_caption) == (("",), False)
+
+
+def test_caption_candidates_split_on_the_separator():
+    assert features.caption_candidates(" one | two||") == ("one", "two")
+    assert features.caption_candidates("  ") == ()
