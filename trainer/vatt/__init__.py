@@ -1,0 +1,1 @@
+"""VATT: self-supervised video-audio-text pretraining (losses, layers) feeding fine-tuning."""
