@@ -324,6 +324,46 @@ class Kubeflow:
     max_concurrency: int = 1
 
 
+# VATT's two backbones: one modality-agnostic encoder for video, audio and text (`ut_fac`) or
+# one encoder per modality (`tx_fac`).
+Backbone = Literal["shared", "per_modality"]
+# What a fine-tuning run takes from the pretrained model (trainer/vatt/transfer.py).
+CarryOver = Literal["tokenizers", "encoder"]
+
+
+@dataclass
+class Pretraining:
+    """VATT self-supervised pretraining (trainer/vatt/): an optional Trainer stage before the
+    co-training one, on an unlabelled video task with its soundtrack and captions."""
+
+    enabled: bool = False
+    task: str = ""  # the video task (labels not needed) whose clips pretrain the model
+    steps: int = 200
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    backbone: Backbone = "shared"
+    # DropToken: the fraction of video and audio tokens kept, at random, in training only.
+    keep_tokens: float = 0.5
+    temperature: float = 0.07
+    # Weights of the NCE video-audio and MIL-NCE video-text losses (0 leaves a pair out).
+    audio_weight: float = 1.0
+    text_weight: float = 1.0
+    # Projection heads, fine-and-coarse: video-audio space, then video-text space from it.
+    audio_space_dim: int = 64
+    text_space_dim: int = 32
+    # WaT: the raw waveform cut into 1D patches of this many samples, each projected linearly.
+    waveform_patch: int = 320
+    # Captions: tokens per caption (padded/truncated), candidates per clip, vocabulary size (the
+    # most frequent train-caption words; Transform computes it), text transformer layers.
+    text_length: int = 16
+    max_captions: int = 2
+    vocab_size: int = 1000
+    text_layers: int = 1
+    # Optional frozen word embeddings, word2vec text format, relative to data_root.
+    word_embeddings: str = ""
+    carry_over: list[CarryOver] = field(default_factory=lambda: ["tokenizers", "encoder"])
+
+
 @dataclass
 class Config:
     pipeline_name: str = "polyvit"
@@ -341,6 +381,7 @@ class Config:
     evaluation: Evaluation = field(default_factory=Evaluation)
     serving: Serving = field(default_factory=Serving)
     kubeflow: Kubeflow = field(default_factory=Kubeflow)
+    pretraining: Pretraining = field(default_factory=Pretraining)
 
     def task(self, name: str) -> Task:
         return _task_named(self.tasks, name)
@@ -464,6 +505,7 @@ def _check_values(config: Config) -> Config:
     rules.check_serving(config.serving)
     rules.check_kubeflow(config.kubeflow)
     rules.check_strategy(config.training, config.kubeflow)
+    rules.check_pretraining(config.pretraining, config.tasks)
     return config
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the sections are only read here; core.config imports this m
         Kubeflow,
         Model,
         ModelSize,
+        Pretraining,
         Serving,
         Task,
         Training,
@@ -328,3 +329,26 @@ def check_strategy(training: Training, kubeflow: Kubeflow) -> None:
 
 def check_sample_rate(rate: int) -> None:
     _require(rate > 0, "sample_rate", "must be positive", rate)
+
+
+def check_pretraining(pretraining: Pretraining, tasks: list[Task]) -> None:
+    key = "pretraining"
+    _positive(
+        pretraining,
+        key,
+        ("steps", "batch_size", "learning_rate", "temperature", "audio_space_dim"),
+    )
+    _positive(pretraining, key, ("text_space_dim", "waveform_patch", "text_length"))
+    _positive(pretraining, key, ("max_captions", "vocab_size"))
+    _not_negative(pretraining, key, ("audio_weight", "text_weight", "text_layers"))
+    keep = pretraining.keep_tokens
+    _require(0.0 < keep <= 1.0, f"{key}.keep_tokens", "must be in (0, 1]", keep)
+    weights = (pretraining.audio_weight, pretraining.text_weight)
+    _require(any(weights), f"{key}.audio_weight", "and text_weight must not both be 0", weights)
+    if not pretraining.enabled:
+        return
+    by_name = {t.name: t for t in tasks}
+    task = by_name.get(pretraining.task)
+    _require(task is not None, f"{key}.task", f"must name a task of {sorted(by_name)}", task)
+    assert task is not None
+    _require(task.modality == "video", f"{key}.task", "must be a video task", task.modality)
