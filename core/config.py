@@ -548,6 +548,8 @@ class TransformConfig:
 
     tasks: list[Task] = field(default_factory=list)
     inputs: Inputs = field(default_factory=Inputs)
+    # The caption vocabulary of the pretraining task (its size, which task).
+    pretraining: Pretraining = field(default_factory=Pretraining)
 
 
 @dataclass
@@ -561,6 +563,8 @@ class TrainerConfig:
     training: Training = field(default_factory=Training)
     # The exported raw audio signatures take waveforms at the ingestion's sample rate.
     sample_rate: int = 16000
+    # The VATT pretraining stage's settings (its run_fn, and what fine-tuning carries over).
+    pretraining: Pretraining = field(default_factory=Pretraining)
 
     def task(self, name: str) -> Task:
         return _task_named(self.tasks, name)
@@ -575,7 +579,7 @@ def ingest_config(config: Config) -> IngestConfig:
 
 
 def transform_config(config: Config) -> TransformConfig:
-    return TransformConfig(tasks=config.tasks, inputs=config.inputs)
+    return TransformConfig(tasks=config.tasks, inputs=config.inputs, pretraining=config.pretraining)
 
 
 def trainer_config(config: Config) -> TrainerConfig:
@@ -586,6 +590,7 @@ def trainer_config(config: Config) -> TrainerConfig:
         inputs=config.inputs,
         training=config.training,
         sample_rate=config.ingestion.sample_rate,
+        pretraining=config.pretraining,
     )
 
 
@@ -603,12 +608,14 @@ def _check_slice_values(config_slice: Any) -> Any:
     elif isinstance(config_slice, TransformConfig):
         rules.check_tasks(config_slice.tasks)
         rules.check_inputs(config_slice.inputs)
+        rules.check_pretraining(config_slice.pretraining, config_slice.tasks)
     elif isinstance(config_slice, TrainerConfig):
         rules.check_tasks(config_slice.tasks)
         rules.check_inputs(config_slice.inputs)
         rules.check_patches(config_slice.inputs, rules.check_model(config_slice.model))
         rules.check_training(config_slice.training)
         rules.check_sample_rate(config_slice.sample_rate)
+        rules.check_pretraining(config_slice.pretraining, config_slice.tasks)
     return config_slice
 
 

@@ -46,6 +46,7 @@ import tensorflow_transform.beam as tft_beam
 
 from core import config as config_lib
 from core import features as keys
+from transforms import captions
 from transforms.audio import resample
 from transforms.input_pipeline import log_mel_spectrogram
 
@@ -155,6 +156,30 @@ class _AudioMoments(tft_beam.experimental.PTransformAnalyzer):
 
 def _sum_arrays(rows) -> np.ndarray:
     return np.sum(list(rows), axis=0) if rows else np.zeros(3)
+
+
+class _CaptionVocabulary(tft_beam.experimental.PTransformAnalyzer):
+    """Batches of caption words -> the path of the caption vocabulary (transforms.captions)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self._size = size
+
+    def expand(self, batches):
+        size = self._size
+
+        def write(words):
+            text = captions.vocabulary_text(words, size)
+            return np.array(
+                _write_text(self.base_temp_dir, captions.VOCABULARY_ASSET, text).encode()
+            )
+
+        return (
+            batches
+            | "Words" >> beam.FlatMap(lambda batch: batch[0].tolist())
+            | "ToList" >> beam.combiners.ToList()
+            | "Write" >> beam.Map(write)
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,7 +297,28 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
         name="audio_moments",
     )
     tft.annotate_asset(AUDIO_STATS, AUDIO_STATS)
+    if config.pretraining.enabled:
+        _caption_vocabulary(inputs, tasks, config.pretraining)
     return outputs
+
+
+def _caption_vocabulary(inputs: dict, tasks: tf.Tensor, pretraining) -> None:
+    """The caption vocabulary asset from the pretraining task's captions (every candidate)."""
+    if keys.CAPTION not in inputs:
+        raise ValueError(
+            f"preprocessing_fn: pretraining needs {keys.CAPTION!r}; represent it in the schema"
+        )
+    texts = tf.ragged.boolean_mask(_rows(inputs[keys.CAPTION]), tf.equal(tasks, pretraining.task))
+    words = captions.caption_words(texts.flat_values).flat_values
+    tft.experimental.ptransform_analyzer(
+        inputs=[words],
+        ptransform=_CaptionVocabulary(pretraining.vocab_size),
+        output_dtypes=[tf.string],
+        output_shapes=[[]],
+        output_asset_default_values=[b"__not_analysed_yet__"],
+        name="caption_vocabulary",
+    )
+    tft.annotate_asset(captions.VOCABULARY_ASSET, captions.VOCABULARY_ASSET)
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,7 +344,9 @@ def read_transform_stats(transform_output_dir: str) -> dict:
         for name in sorted(tf.io.gfile.listdir(assets))
         if name.startswith(prefix)
     }
+    caption_vocabulary = output.vocabulary_file_by_name(captions.VOCABULARY_ASSET)
     return {
+        "caption_vocabulary": caption_vocabulary or "",
         "audio_mean": float(stats["audio_mean"]),
         "audio_std": float(stats["audio_std"]),
         "audio_values": int(stats["count"]),

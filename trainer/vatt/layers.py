@@ -9,8 +9,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from trainer.tokenizers import Tokenizer
-
-PAD_ID, OOV_ID = 0, 1  # token ids before the vocabulary's words (transforms' caption ids)
+from transforms.captions import PAD_ID
 
 
 class WaveformTokenizer(Tokenizer):
