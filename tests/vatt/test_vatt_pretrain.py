@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from core import features
-from core.config import MODEL_PRESETS, Inputs, Model, Pretraining, Task, TrainerConfig, Training
+from core.config import Inputs, Model, Pretraining, Task, TrainerConfig, Training
 from media import dmvr
 from media.decode import DecodedClip
 from trainer.vatt import pretrain, retrieval

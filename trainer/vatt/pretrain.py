@@ -118,7 +118,8 @@ def pretrain(
             with tf.GradientTape() as tape:
                 out = _step_losses(model, batch, config, training=True)
             variables = model.trainable_variables
-            optimizer.apply_gradients(zip(tape.gradient(out["loss"], variables), variables))
+            grads = tape.gradient(out["loss"], variables)
+            optimizer.apply_gradients(zip(grads, variables, strict=True))
             return out
 
         out = strategy.run(replica, args=(batch,))
