@@ -25,6 +25,20 @@ from transforms.input_pipeline import feature_shape
 
 log = logging.getLogger(__name__)
 
+# Beside the checkpoints: the caption vocabulary the text embedding was sized by.
+VOCABULARY_FILE = "caption_vocabulary.txt"
+
+
+def save_vocabulary(model_dir: str, vocabulary: list[str]) -> None:
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(f"{model_dir}/{VOCABULARY_FILE}", "w") as f:
+        f.write("".join(f"{word}\n" for word in vocabulary))
+
+
+def read_saved_vocabulary(model_dir: str) -> list[str]:
+    with tf.io.gfile.GFile(f"{model_dir}/{VOCABULARY_FILE}") as f:
+        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
 
 @dataclasses.dataclass
 class PretrainResult:
@@ -92,6 +106,7 @@ def pretrain(
     manager = tf.train.CheckpointManager(
         checkpoint, model_dir, max_to_keep=training.checkpoints_to_keep
     )
+    save_vocabulary(model_dir, vocabulary)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
         log.info("pretraining resumes from %s at step %d", manager.latest_checkpoint, int(step))
