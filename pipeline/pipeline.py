@@ -16,6 +16,9 @@ Stages, in order:
   --- model stages, none of which starts on data that failed validation (`_after_gate`) ---
   Transform            sorted label vocabularies per task, log-mel audio mean/std (analysis
                        only: materialize=False, video is too large to copy)
+  Pretrainer           optional (`pretraining.enabled`): VATT self-supervised pretraining on a
+                       video task's frames, soundtrack and captions (trainer/vatt/run_fn.py);
+                       its output is the Trainer's base_model
   Trainer              co-trains the one model on every task (trainer/run_fn.py), exports it
   Resolver             the latest blessed model, the baseline for change thresholds
   Evaluator            TFMA per task: value thresholds, and no worse than the baseline
@@ -137,11 +140,13 @@ def model_stages(
     trainer_slice = dataclasses.replace(
         trainer_config(config), training=dataclasses.replace(config.training, strategy=strategy)
     )
+    pretrainer = _pretrainer(config, examples, schema, transform, trainer_slice)
     trainer = accelerators.trainer_component_class(config)(
-        run_fn="trainer.run_fn.run_fn",
+        run_fn="trainer.vatt.run_fn.finetune_run_fn" if pretrainer else "trainer.run_fn.run_fn",
         examples=examples,
         schema=schema,
         transform_graph=transform.outputs["transform_graph"],
+        base_model=pretrainer.outputs["model"] if pretrainer else None,
         train_args=train_args or tfx.proto.TrainArgs(num_steps=config.training.steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         custom_config={
@@ -186,7 +191,29 @@ def model_stages(
             )
         ),
     )
-    return [transform, trainer, resolver, evaluator, report, serving_validator, pusher]
+    stages = [transform, trainer, resolver, evaluator, report, serving_validator, pusher]
+    return stages[:1] + [pretrainer] + stages[1:] if pretrainer else stages
+
+
+def _pretrainer(config: Config, examples, schema, transform, trainer_slice):
+    """VATT's optional pretraining Trainer (trainer/vatt/run_fn.py), or None when
+    `pretraining.enabled` is off; its model output is the co-training Trainer's base_model."""
+    if not config.pretraining.enabled:
+        return None
+    return (
+        accelerators.trainer_component_class(config)(
+            run_fn="trainer.vatt.run_fn.run_fn",
+            examples=examples,
+            schema=schema,
+            transform_graph=transform.outputs["transform_graph"],
+            train_args=tfx.proto.TrainArgs(num_steps=config.pretraining.steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=0),
+            custom_config={
+                **to_custom_config(trainer_slice),
+                **accelerators.trainer_custom_config(config),
+            },
+        )
+    ).with_id("Pretrainer")
 
 
 def create_pipeline(

@@ -163,8 +163,9 @@ def transform_statistics(transform_output: str | None) -> dict:
     return read_transform_stats(transform_output)
 
 
-def run_fn(fn_args) -> None:
-    """The TFX Trainer's entry point (see the module docstring)."""
+def run_fn(fn_args, build_model_fn=None) -> None:
+    """The TFX Trainer's entry point (see the module docstring). `build_model_fn(config)`
+    replaces the default model builder (trainer/vatt/run_fn.py: start from pretraining)."""
     config = config_lib.from_custom_config(
         fn_args.custom_config, config_lib.TrainerConfig, "run_fn"
     )
@@ -189,6 +190,7 @@ def run_fn(fn_args) -> None:
         audio_mean=stats["audio_mean"],
         audio_std=stats["audio_std"],
         checkpoint_dir=checkpoint_dir(config, fn_args.model_run_dir, examples_uri, steps),
+        build_model_fn=build_model_fn,
     )
 
     from trainer import eval_signatures

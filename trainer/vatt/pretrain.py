@@ -23,7 +23,7 @@ from trainer.vatt.model import Vatt, build_vatt
 from transforms import vatt_inputs
 from transforms.input_pipeline import feature_shape
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("polyvit.vatt")
 
 # Beside the checkpoints: the caption vocabulary the text embedding was sized by.
 VOCABULARY_FILE = "caption_vocabulary.txt"

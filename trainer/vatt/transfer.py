@@ -25,7 +25,7 @@ from core.config import TrainerConfig
 from trainer.model import PolyViT
 from trainer.vatt.model import Vatt
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("polyvit.vatt")
 
 
 def _copy(source: keras.layers.Layer, target: keras.layers.Layer, what: str) -> int:
