@@ -362,6 +362,8 @@ class Pretraining:
     # Optional frozen word embeddings, word2vec text format, relative to data_root.
     word_embeddings: str = ""
     carry_over: list[CarryOver] = field(default_factory=lambda: ["tokenizers", "encoder"])
+    # A labelled video task for the linear probe on frozen pretrained features (empty: none).
+    probe_task: str = ""
 
 
 @dataclass

@@ -352,3 +352,11 @@ def check_pretraining(pretraining: Pretraining, tasks: list[Task]) -> None:
     _require(task is not None, f"{key}.task", f"must name a task of {sorted(by_name)}", task)
     assert task is not None
     _require(task.modality == "video", f"{key}.task", "must be a video task", task.modality)
+    if pretraining.probe_task:
+        probe = by_name.get(pretraining.probe_task)
+        _require(
+            probe is not None and probe.modality == "video",
+            f"{key}.probe_task",
+            f"must name a video task of {sorted(by_name)}",
+            pretraining.probe_task,
+        )

@@ -27,6 +27,10 @@ REJECTED = [
         ["pretraining.enabled=true", "pretraining.task=digits"],
         "pretraining.task: must be a video task",
     ),
+    (
+        ["pretraining.enabled=true", "pretraining.task=motion", "pretraining.probe_task=dtmf"],
+        "pretraining.probe_task: must name a video task",
+    ),
 ]
 
 

@@ -60,7 +60,9 @@ def test_pretrainer_wrote_vocabulary_and_retrieval(vatt_run):
     with open(os.path.join(model, "retrieval.json")) as f:
         retrieval = json.load(f)
     assert retrieval["steps"] == 3
-    assert set(retrieval) >= {"video_to_audio", "video_to_text"}
+    assert set(retrieval) >= {"video_to_audio", "video_to_text", "linear_probe"}
+    assert retrieval["linear_probe"]["chance"] == 0.25
+    assert 0.0 <= retrieval["linear_probe"]["task_top1"] <= 1.0
 
 
 def test_fine_tuning_started_from_the_pretrained_encoder(vatt_run):

@@ -145,3 +145,16 @@ def test_ranks_and_recall_by_hand():
 
 def test_features_constant_is_the_records_key():
     assert features.HAS_CAPTION == "caption/has_caption"
+
+
+def test_linear_probe_scores_separable_features_perfectly_and_noise_near_chance():
+    from trainer.vatt.probe import fit_and_score
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 30)
+    centres = rng.normal(size=(4, 8)) * 5
+    train = (centres[labels] + rng.normal(size=(120, 8)), labels)
+    test = (centres[labels] + rng.normal(size=(120, 8)), labels)
+    assert fit_and_score(train, test) == 1.0
+    noise = (rng.normal(size=(120, 8)), labels)
+    assert fit_and_score(noise, (rng.normal(size=(120, 8)), labels)) < 0.5

@@ -69,6 +69,16 @@ def run_fn(fn_args) -> None:
     metrics = pretrain.zero_shot_retrieval(
         pretrain.embed_split(result.model, config, evaluate, vocabulary)
     )
+    probe_task = config.pretraining.probe_task
+    if probe_task:
+        from trainer.vatt.probe import linear_probe
+
+        metrics["linear_probe"] = linear_probe(
+            result.model,
+            config,
+            _task_pattern(fn_args.train_files, probe_task, features.TRAIN),
+            _task_pattern(fn_args.eval_files, probe_task, features.EVAL),
+        )
     with tf.io.gfile.GFile(os.path.join(out, RETRIEVAL_FILE), "w") as f:
         json.dump({"steps": result.step, "history": result.history, **metrics}, f, indent=1)
     log.info("pretrained %d steps; zero-shot retrieval %s", result.step, metrics)
