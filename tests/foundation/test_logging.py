@@ -23,6 +23,7 @@ PRINTING = {
     "pipeline/serve_demo.py": None,
     "serving/cli.py": None,
     "demo/cli.py": None,
+    "demo/vatt_data.py": {"main"},
     "components/media_example_gen/cli.py": None,
     "pipeline/local_runner.py": {"run"},
     "pipeline/kubeflow_runner.py": {"compile"},
