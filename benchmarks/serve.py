@@ -300,6 +300,16 @@ def print_goals(rows: list[Row], sizes: list[Size]) -> None:
                 f"(loss {100 * (1 - single):.0f}%; goal for gRPC: loss <= 15%); "
                 f"8 clients, batch 1: batching on / off = {batched:.2f}x (goal: >= 1.5x)"
             )
+        # What batching can win at most: merging 8 batch-1 requests turns them into one
+        # batch-8 call, so on / off cannot beat (in process 1 x batch 8) / (path off, 8 x 1).
+        merged = rate(rows, s, "in process", "-", 1, 8)
+        apart = rate(rows, s, "in process", "-", 8, 1)
+        print(
+            f"[{s}] in process: 8 concurrent batch-1 calls reach {apart / merged:.2f} of one "
+            f"batch-8 call's examples/s; batching's ceiling over gRPC = "
+            f"{merged / rate(rows, s, 'gRPC', 'off', 8, 1):.2f}x, over REST = "
+            f"{merged / rate(rows, s, 'REST', 'off', 8, 1):.2f}x"
+        )
 
 
 def main(argv=None) -> int:
