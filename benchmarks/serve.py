@@ -110,18 +110,32 @@ def _server_process(base, name, batching, ready):
         batching=BatchingOptions(**batching) if batching else None,
     )
     server = ModelServer(options).start()
-    ready.put((server.target, server.rest_url))
+    ready.put((server.target, server.rest_url, server.serve_metrics_on_any_port()))
     threading.Event().wait()  # until terminated
 
 
 def start_server(base, name, batching):
-    """The server in its own process; returns it with its gRPC target and REST URL."""
+    """The server in its own process; returns it with its gRPC target, REST URL and metrics
+    port."""
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
     process = context.Process(target=_server_process, args=(base, name, batching, ready))
     process.start()
-    target, rest_url = ready.get(timeout=300)
-    return process, target, rest_url
+    target, rest_url, metrics_port = ready.get(timeout=300)
+    return process, target, rest_url, metrics_port
+
+
+def batch_totals(metrics_port: int) -> tuple[float, float]:
+    """(model calls, rows) the server has run so far, from its /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    values = dict(line.rsplit(" ", 1) for line in lines if line.startswith("polyvit_serving_batch"))
+    return (
+        float(values["polyvit_serving_batch_size_count"]),
+        float(values["polyvit_serving_batch_size_sum"]),
+    )
 
 
 def grpc_call(target: str, model: str, task: str, examples: list[bytes]) -> Callable[[], object]:
@@ -242,8 +256,13 @@ def bench_size(args, size: Size, base_config: str, rows: list[Row]) -> None:
     examples = image_examples(max(BATCHES), config.ingestion.short_side)
     servable = load_servable(version_path, "bench", 1)
 
-    def record(path, batching, clients, batch, call):
+    def record(path, batching, clients, batch, call, metrics_port=None):
+        before = batch_totals(metrics_port) if metrics_port else None
         result = measure(call, clients, args.seconds, args.max_requests)
+        if before is not None:  # rows per model call: how well batching merged requests
+            after = batch_totals(metrics_port)
+            calls, rows_run = after[0] - before[0], after[1] - before[1]
+            result["rows_per_model_call"] = round(rows_run / max(calls, 1), 2)
         rows.append(Row(size.label, path, batching, clients, batch, result))
         print(
             f"  [{size.label}] {path:10s} batching={batching:3s} clients={clients} "
@@ -258,7 +277,7 @@ def bench_size(args, size: Size, base_config: str, rows: list[Row]) -> None:
 
     batching = dataclasses.asdict(BatchingOptions.from_config(config.serving))
     for label, options in (("off", None), ("on", batching)):
-        process, target, rest_url = start_server(base, "bench", options)
+        process, target, rest_url, metrics_port = start_server(base, "bench", options)
         try:
             for path, make_call, where in (
                 ("gRPC", grpc_call, target),
@@ -267,7 +286,7 @@ def bench_size(args, size: Size, base_config: str, rows: list[Row]) -> None:
                 for batch in BATCHES if label == "off" else (1,):
                     call = make_call(where, "bench", task.name, examples[:batch])
                     for clients in CLIENTS if label == "off" else (max(CLIENTS),):
-                        record(path, label, clients, batch, call)
+                        record(path, label, clients, batch, call, metrics_port)
         finally:
             process.terminate()
             process.join(30)
@@ -300,6 +319,16 @@ def print_goals(rows: list[Row], sizes: list[Size]) -> None:
                 f"(loss {100 * (1 - single):.0f}%; goal for gRPC: loss <= 15%); "
                 f"8 clients, batch 1: batching on / off = {batched:.2f}x (goal: >= 1.5x)"
             )
+        # What batching can win at most: merging 8 batch-1 requests turns them into one
+        # batch-8 call, so on / off cannot beat (in process 1 x batch 8) / (path off, 8 x 1).
+        merged = rate(rows, s, "in process", "-", 1, 8)
+        apart = rate(rows, s, "in process", "-", 8, 1)
+        print(
+            f"[{s}] in process: 8 concurrent batch-1 calls reach {apart / merged:.2f} of one "
+            f"batch-8 call's examples/s; batching's ceiling over gRPC = "
+            f"{merged / rate(rows, s, 'gRPC', 'off', 8, 1):.2f}x, over REST = "
+            f"{merged / rate(rows, s, 'REST', 'off', 8, 1):.2f}x"
+        )
 
 
 def main(argv=None) -> int:

@@ -8,10 +8,12 @@ depend on the input and on a per-version `bias`, so a test can tell which versio
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
-from serving_models import (
-    export_model,
-)
+from serving_models import export_model, install_version
+
+SERVED_MODEL = "m"
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +73,34 @@ def channel_to():
     yield open_channel
     for channel in channels:
         channel.close()
+
+
+class Served(NamedTuple):
+    server: object  # serving.server.ModelServer
+    stub: object  # PredictionServiceStub
+    model_stub: object  # ModelServiceStub
+    channel: object
+
+
+@pytest.fixture
+def served(tmp_path, exported_models, start_server, channel_to) -> Served:
+    """Version 1 of model `m` behind gRPC and REST, with small limits the hostile-request tests
+    reach: 1 MB messages, 64 frames, Prometheus metrics on the REST port."""
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    install_version(exported_models[1], str(tmp_path), SERVED_MODEL, 1)
+    server = start_server(
+        str(tmp_path),
+        SERVED_MODEL,
+        rest_api_port=0,
+        max_message_mb=1,
+        max_frames=64,
+        prometheus_path="/monitoring/prometheus/metrics",
+    )
+    channel = channel_to(server.target)
+    return Served(
+        server,
+        prediction_service_pb2_grpc.PredictionServiceStub(channel),
+        model_service_pb2_grpc.ModelServiceStub(channel),
+        channel,
+    )

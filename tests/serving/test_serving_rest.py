@@ -18,30 +18,13 @@ from serving_models import (
     LABELS,
     TASK,
     WAVEFORM_SIGNATURE,
-    install_version,
     sequence_example,
 )
 from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc as prediction_grpc
 
 MODEL = "m"
 TIMEOUT = 20
-
-
-@pytest.fixture
-def served(tmp_path, exported_models, start_server, channel_to):
-    install_version(exported_models[1], str(tmp_path), MODEL, 1)
-    server = start_server(
-        str(tmp_path),
-        MODEL,
-        rest_api_port=0,
-        max_message_mb=1,
-        max_frames=64,
-        prometheus_path="/monitoring/prometheus/metrics",
-    )
-    stub = prediction_grpc.PredictionServiceStub(channel_to(server.target))
-    return server, stub
 
 
 def call(server, path: str, body=None) -> tuple[int, dict]:
@@ -69,7 +52,7 @@ def grpc_examples(examples: list[bytes], signature=TASK) -> predict_pb2.PredictR
 
 
 def test_status_and_metadata(served):
-    server, _ = served
+    server = served.server
     status, body = call(server, f"/v1/models/{MODEL}")
     assert status == 200
     assert body == {
@@ -105,7 +88,7 @@ def test_status_and_metadata(served):
 
 
 def test_rest_and_grpc_give_the_same_scores(served):
-    server, stub = served
+    server, stub = served.server, served.stub
     examples = [sequence_example(n) for n in (0, 2, 3)]
     grpc_scores = tf.make_ndarray(stub.Predict(grpc_examples(examples), TIMEOUT).outputs["scores"])
 
@@ -131,7 +114,7 @@ def test_rest_and_grpc_give_the_same_scores(served):
 
 
 def test_classify(served):
-    server, _ = served
+    server = served.server
     body = {
         "signature_name": f"{TASK}_classify",
         "context": {"image/encoded": [b64(b"x"), b64(b"y")]},
@@ -172,7 +155,7 @@ def _disconnect_mid_grpc_call(stub) -> None:
 def test_hostile_requests_then_a_good_one(served):
     """Each hostile request, over gRPC and REST where it applies, answered with its status and a
     message; then a good request is still answered, by the same server."""
-    server, stub = served
+    server, stub = served.server, served.stub
     broken_jpeg = sequence_example(2, frame=b"\xff\xd8\xff" + b"\x00" * 30)
     truncated = sequence_example(3)[:-7]
     too_long = sequence_example(65)  # max_frames=64
@@ -270,7 +253,7 @@ def test_predict_cli_over_rest(served, tmp_path, capsys):
     from demo.writers import write_image
     from pipeline import cli as pipeline_cli
 
-    server, _ = served
+    server = served.server
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     image = str(tmp_path / "seven.png")
     write_image(image, np.full((20, 30, 3), 128, np.uint8), jpeg_quality=90)
@@ -298,7 +281,7 @@ def test_predict_cli_over_rest(served, tmp_path, capsys):
 def test_rest_client_reads_signatures_and_predicts(served):
     from serving.client import PolyvitRestClient
 
-    server, stub = served
+    server, stub = served.server, served.stub
     client = PolyvitRestClient(server.rest_url, MODEL, timeout=TIMEOUT)
     assert client.tasks() == {TASK: "image"}
     examples = [sequence_example(3)]

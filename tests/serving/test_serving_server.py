@@ -16,26 +16,12 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
 
 MODEL = "m"
 TIMEOUT = 20
-
-
-@pytest.fixture
-def served(tmp_path, exported_models, start_server, channel_to):
-    install_version(exported_models[1], str(tmp_path), MODEL, 1)
-    server = start_server(str(tmp_path), MODEL, max_message_mb=1)
-    channel = channel_to(server.target)
-    return (
-        server,
-        prediction_service_pb2_grpc.PredictionServiceStub(channel),
-        model_service_pb2_grpc.ModelServiceStub(channel),
-        channel,
-    )
 
 
 def examples_request(num_frames=(2, 0), signature=TASK, model=MODEL, version=None):
@@ -62,7 +48,7 @@ def assert_still_serving(stub):
 
 
 def test_predict_examples_signature(served):
-    _, stub, _, _ = served
+    stub = served.stub
     response = stub.Predict(examples_request((2, 0)), TIMEOUT)
     assert response.model_spec.name == MODEL
     assert response.model_spec.version.value == 1
@@ -75,7 +61,7 @@ def test_predict_examples_signature(served):
 
 
 def test_predict_default_raw_and_output_filter(served):
-    _, stub, _, _ = served
+    stub = served.stub
     default = examples_request((3,), signature="")
     response = stub.Predict(default, TIMEOUT)
     assert response.model_spec.signature_name == "serving_default"
@@ -98,7 +84,7 @@ def test_predict_default_raw_and_output_filter(served):
 
 
 def test_get_model_metadata_is_the_saved_models_signature_defs(served, exported_models):
-    _, stub, _, _ = served
+    stub = served.stub
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = MODEL
     request.metadata_field.append("signature_def")
@@ -126,7 +112,7 @@ def tf_example(num_frames):
 
 
 def test_classify(served):
-    _, stub, _, _ = served
+    stub = served.stub
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = MODEL
     request.model_spec.signature_name = f"{TASK}_classify"
@@ -149,7 +135,7 @@ def test_classify(served):
 
 
 def test_get_model_status_and_health(served):
-    server, _, model_stub, channel = served
+    model_stub, channel = served.model_stub, served.channel
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = MODEL
     response = model_stub.GetModelStatus(request, TIMEOUT)
@@ -249,7 +235,7 @@ PREDICT_ERRORS = [
     "make_request,code,message", [e[1:] for e in PREDICT_ERRORS], ids=[e[0] for e in PREDICT_ERRORS]
 )
 def test_predict_errors_then_still_serving(served, make_request, code, message):
-    _, stub, _, _ = served
+    stub = served.stub
     with pytest.raises(grpc.RpcError) as caught:
         stub.Predict(make_request(), TIMEOUT)
     assert caught.value.code() == code, caught.value.details()
@@ -258,7 +244,7 @@ def test_predict_errors_then_still_serving(served, make_request, code, message):
 
 
 def test_other_rpc_errors_then_still_serving(served):
-    _, stub, model_stub, _ = served
+    stub, model_stub = served.stub, served.model_stub
     cases = []
     status = get_model_status_pb2.GetModelStatusRequest()
     status.model_spec.name = "nope"
