@@ -116,6 +116,9 @@ class Ingestion:
     # Faster on B-frame video; the picked frames stay the same for a constant frame rate, and
     # move by at most one source frame when frame durations vary. Off: every frame is decoded.
     skip_nonref_frames: bool = False
+    # The span a run ingests when tasks' data.root names one ({SPAN} or {YYYY}-{MM}-{DD},
+    # components/media_example_gen/spans.py): -1 the newest (what scheduled runs want), N span N.
+    span: int = -1
 
 
 @dataclass

@@ -106,6 +106,9 @@ def check_ingestion(ingestion: Ingestion) -> None:
     )
     _fraction(ingestion, "ingestion", ("eval_fraction",), upper=")")
     _fraction(ingestion, "ingestion", ("max_bad_fraction",))
+    _require(
+        ingestion.span >= -1, "ingestion.span", "must be -1 (the newest) or >= 0", ingestion.span
+    )
 
 
 def check_model(model: Model) -> ModelSize:
