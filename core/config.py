@@ -328,6 +328,18 @@ class Kubeflow:
 
 
 @dataclass
+class Continuous:
+    """Continuous training: TFX caching for local runs and the rolling window of spans."""
+
+    # TFX's cache for `polyvit run` (`--no-cache` turns it off for one run): unchanged stages
+    # on unchanged inputs are skipped.
+    cache: bool = True
+    # How many of the newest spans Transform and the Trainer read (TFX's rolling_range over
+    # MediaExampleGen's Examples, the newest version of each span).
+    span_window: int = 1
+
+
+@dataclass
 class Config:
     pipeline_name: str = "polyvit"
     # Raw data paths in tasks are relative to this folder (or bucket); relative data_root is
@@ -344,6 +356,7 @@ class Config:
     evaluation: Evaluation = field(default_factory=Evaluation)
     serving: Serving = field(default_factory=Serving)
     kubeflow: Kubeflow = field(default_factory=Kubeflow)
+    continuous: Continuous = field(default_factory=Continuous)
 
     def task(self, name: str) -> Task:
         return _task_named(self.tasks, name)
@@ -466,6 +479,7 @@ def _check_values(config: Config) -> Config:
     rules.check_evaluation(config.evaluation)
     rules.check_serving(config.serving)
     rules.check_kubeflow(config.kubeflow)
+    rules.check_continuous(config.continuous)
     rules.check_strategy(config.training, config.kubeflow)
     return config
 

@@ -14,6 +14,7 @@ from core import audio_framing, quantities
 
 if TYPE_CHECKING:  # the sections are only read here; core.config imports this module
     from core.config import (
+        Continuous,
         Evaluation,
         Ingestion,
         Inputs,
@@ -302,6 +303,15 @@ def _check_vertex(kubeflow: Kubeflow) -> None:
             "kubeflow.vertex_accelerator_count: must be positive when "
             f"vertex_accelerator_type is set, got {kubeflow.vertex_accelerator_count}"
         )
+
+
+def check_continuous(continuous: Continuous) -> None:
+    _require(
+        continuous.span_window >= 1,
+        "continuous.span_window",
+        "must be >= 1 (the newest spans Transform and the Trainer read)",
+        continuous.span_window,
+    )
 
 
 def check_kubeflow(kubeflow: Kubeflow) -> None:

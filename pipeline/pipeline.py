@@ -198,15 +198,23 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = False,
     runtime_parameters: dict | None = None,
+    input_fingerprint: str = "",
 ) -> tfx.dsl.Pipeline:
     """The pipeline for `config`. `metadata_path`: a SQLite ML Metadata file (local runs).
+
+    `input_fingerprint` (local runs, `spans.input_fingerprint`): a digest of the files of the
+    span to ingest, so that with `enable_cache` new data re-runs MediaExampleGen and what
+    follows, while unchanged data and settings skip every stage. Kubeflow leaves it empty: the
+    span (the newest, unless ingestion.span says) is resolved when the run starts.
 
     `runtime_parameters` (Kubeflow): `data_root` and `train_args` RuntimeParameters that a user
     sets per run; they replace the config's values.
     """
     runtime_parameters = runtime_parameters or {}
     example_gen = MediaExampleGen(
-        ingest_config(config), data_root=runtime_parameters.get("data_root", data_root)
+        ingest_config(config),
+        data_root=runtime_parameters.get("data_root", data_root),
+        input_fingerprint=input_fingerprint,
     )
     data = data_stages(example_gen.outputs["examples"], config)
     models = model_stages(
