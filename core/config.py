@@ -337,6 +337,9 @@ class Continuous:
     # How many of the newest spans Transform and the Trainer read (TFX's rolling_range over
     # MediaExampleGen's Examples, the newest version of each span).
     span_window: int = 1
+    # The Trainer starts from the latest blessed model (TFX's base_model): encoder and
+    # tokenizers always, heads of tasks whose labels are unchanged (trainer/warm_start.py).
+    warm_start: bool = True
 
 
 @dataclass

@@ -137,6 +137,13 @@ def model_stages(
     trainer_slice = dataclasses.replace(
         trainer_config(config), training=dataclasses.replace(config.training, strategy=strategy)
     )
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # Warm start (continuous.warm_start): the Trainer's base_model is the latest blessed model.
+    warm = {"base_model": resolver.outputs["model"]} if config.continuous.warm_start else {}
     trainer = accelerators.trainer_component_class(config)(
         run_fn="trainer.run_fn.run_fn",
         examples=examples,
@@ -148,12 +155,8 @@ def model_stages(
             **to_custom_config(trainer_slice),
             **accelerators.trainer_custom_config(config),
         },
+        **warm,
     )
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],
@@ -186,7 +189,7 @@ def model_stages(
             )
         ),
     )
-    return [transform, trainer, resolver, evaluator, report, serving_validator, pusher]
+    return [transform, resolver, trainer, evaluator, report, serving_validator, pusher]
 
 
 def create_pipeline(
