@@ -119,6 +119,9 @@ class Ingestion:
     # The span a run ingests when tasks' data.root names one ({SPAN} or {YYYY}-{MM}-{DD},
     # components/media_example_gen/spans.py): -1 the newest (what scheduled runs want), N span N.
     span: int = -1
+    # Per-file decode cache (components/media_example_gen/decode_cache.py), kept across runs:
+    # "" is `<pipeline_root>/decode_cache`, "off" decodes every file every run, else a folder.
+    decode_cache: str = ""
 
 
 @dataclass

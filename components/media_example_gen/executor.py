@@ -38,6 +38,7 @@ QUARANTINED_PER_REASON = "quarantined_per_reason"  # JSON {reason: count}
 QUARANTINED_PER_TASK = "quarantined_per_task"  # JSON {task: {reason: count}}
 SPAN_PROPERTY = "span"  # tfx.components.example_gen.utils.SPAN_PROPERTY_NAME
 VERSION_PROPERTY = "version"
+REUSED_PROPERTY = "decode_cache_reused"  # int: media files not decoded again
 FIRST_BAD = "first_bad"  # JSON [[file, reason], ...]
 # TFX's name for TFRecord files, gzip or not: despite the name, its readers (tfx_bsl, Beam's
 # ReadFromTFRecord) pick the compression per file by the `.gz` suffix, so uncompressed
@@ -103,6 +104,19 @@ def record_properties(examples, quarantine, summary: beam_ingest.IngestSummary) 
     )
 
 
+def decode_cache_dir(setting: str, examples_uri: str) -> str:
+    """Where the decode cache is: ingestion.decode_cache, "" for `<pipeline_root>/decode_cache`
+    (the Examples URI is `<pipeline_root>/<node>/examples/<execution>`), "off" for none."""
+    if setting == "off":
+        return ""
+    if setting:
+        return setting
+    pipeline_root = examples_uri.rstrip("/")
+    for _ in range(3):
+        pipeline_root = pipeline_root.rsplit("/", 1)[0]
+    return f"{pipeline_root}/decode_cache"
+
+
 def set_span_properties(examples, span: int, version: int | None) -> None:
     """Span and version as TFX's ExampleGen driver writes them: the `span` and `version` custom
     properties (what SpanRangeStrategy reads) and the Examples type's own properties."""
@@ -138,7 +152,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             # The pipeline's (create_pipeline passes the config's beam_pipeline_args there).
             beam_pipeline_args=list(self._beam_pipeline_args),
             data_root=data_root,
+            cache_dir=decode_cache_dir(config.ingestion.decode_cache, examples.uri),
         )
+        examples.set_int_custom_property(REUSED_PROPERTY, summary.reused)
         set_span_properties(examples, selection.span, selection.version)
         examples.split_names = artifact_utils.encode_split_names(list(features.SPLITS))
         examples_utils.set_payload_format(
