@@ -76,6 +76,14 @@ def test_only_ingestion_edits_rerun_media_example_gen(tmp_path):
     run_ingestion(data_root, pipeline_root, "ingestion.jpeg_quality=60")
     states, count = executions(pipeline_root)
     assert (states[-1], count) == (State.COMPLETE, 3)
+    # The cache is keyed by content: the corpus holds 9 files whose bytes repeat an earlier
+    # file's (reused within the run); after the edit-free re-run every good media file (6
+    # images, 4 videos, 6 wavs, not the bad one nor the records) and the added copy come from
+    # the decode cache.
+    reused = [
+        a.get_int_custom_property("decode_cache_reused") for a in examples_artifacts(pipeline_root)
+    ]
+    assert reused == [9, 9, 17]
 
 
 def examples_artifacts(pipeline_root: str) -> list:
