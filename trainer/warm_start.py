@@ -47,7 +47,8 @@ def heads_to_carry(
 ) -> tuple[list[str], list[str]]:
     """Pure: (tasks whose head carries over, tasks that get a fresh head). A head carries when
     the task existed before with exactly the same label vocabulary, in the same order."""
-    carried, fresh = [], []
+    carried: list[str] = []
+    fresh: list[str] = []
     for task, labels in new_labels.items():
         same = task in old_labels and list(old_labels[task]) == list(labels)
         (carried if same else fresh).append(task)
@@ -83,7 +84,8 @@ def plan(
     A variable is copied when the source has one of the same name and shape and, for a head,
     when its task is in `carry_heads_for`."""
     tasks, carry = list(task_names), set(carry_heads_for)
-    copy, keep = [], []
+    copy: list[str] = []
+    keep: list[str] = []
     for name, shape in target.items():
         task = head_task(owner(name), tasks)
         wanted = task is None or task in carry
