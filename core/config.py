@@ -116,6 +116,12 @@ class Ingestion:
     # Faster on B-frame video; the picked frames stay the same for a constant frame rate, and
     # move by at most one source frame when frame durations vary. Off: every frame is decoded.
     skip_nonref_frames: bool = False
+    # The span a run ingests when tasks' data.root names one ({SPAN} or {YYYY}-{MM}-{DD},
+    # components/media_example_gen/spans.py): -1 the newest (what scheduled runs want), N span N.
+    span: int = -1
+    # Per-file decode cache (components/media_example_gen/decode_cache.py), kept across runs:
+    # "" is `<pipeline_root>/decode_cache`, "off" decodes every file every run, else a folder.
+    decode_cache: str = ""
 
 
 @dataclass
@@ -367,6 +373,21 @@ class Pretraining:
 
 
 @dataclass
+class Continuous:
+    """Continuous training: TFX caching for local runs and the rolling window of spans."""
+
+    # TFX's cache for `polyvit run` (`--no-cache` turns it off for one run): unchanged stages
+    # on unchanged inputs are skipped.
+    cache: bool = True
+    # How many of the newest spans Transform and the Trainer read (TFX's rolling_range over
+    # MediaExampleGen's Examples, the newest version of each span).
+    span_window: int = 1
+    # The Trainer starts from the latest blessed model (TFX's base_model): encoder and
+    # tokenizers always, heads of tasks whose labels are unchanged (trainer/warm_start.py).
+    warm_start: bool = True
+
+
+@dataclass
 class Config:
     pipeline_name: str = "polyvit"
     # Raw data paths in tasks are relative to this folder (or bucket); relative data_root is
@@ -384,6 +405,7 @@ class Config:
     serving: Serving = field(default_factory=Serving)
     kubeflow: Kubeflow = field(default_factory=Kubeflow)
     pretraining: Pretraining = field(default_factory=Pretraining)
+    continuous: Continuous = field(default_factory=Continuous)
 
     def task(self, name: str) -> Task:
         return _task_named(self.tasks, name)
@@ -506,6 +528,7 @@ def _check_values(config: Config) -> Config:
     rules.check_evaluation(config.evaluation)
     rules.check_serving(config.serving)
     rules.check_kubeflow(config.kubeflow)
+    rules.check_continuous(config.continuous)
     rules.check_strategy(config.training, config.kubeflow)
     rules.check_pretraining(config.pretraining, config.tasks)
     return config

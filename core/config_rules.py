@@ -14,6 +14,7 @@ from core import audio_framing, quantities
 
 if TYPE_CHECKING:  # the sections are only read here; core.config imports this module
     from core.config import (
+        Continuous,
         Evaluation,
         Ingestion,
         Inputs,
@@ -107,6 +108,9 @@ def check_ingestion(ingestion: Ingestion) -> None:
     )
     _fraction(ingestion, "ingestion", ("eval_fraction",), upper=")")
     _fraction(ingestion, "ingestion", ("max_bad_fraction",))
+    _require(
+        ingestion.span >= -1, "ingestion.span", "must be -1 (the newest) or >= 0", ingestion.span
+    )
 
 
 def check_model(model: Model) -> ModelSize:
@@ -300,6 +304,15 @@ def _check_vertex(kubeflow: Kubeflow) -> None:
             "kubeflow.vertex_accelerator_count: must be positive when "
             f"vertex_accelerator_type is set, got {kubeflow.vertex_accelerator_count}"
         )
+
+
+def check_continuous(continuous: Continuous) -> None:
+    _require(
+        continuous.span_window >= 1,
+        "continuous.span_window",
+        "must be >= 1 (the newest spans Transform and the Trainer read)",
+        continuous.span_window,
+    )
 
 
 def check_kubeflow(kubeflow: Kubeflow) -> None:

@@ -304,6 +304,15 @@ def submit(args: argparse.Namespace) -> int:
 
 
 def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    # Each scheduled run ingests the newest span by itself: the package fixes no span
+    # (ingestion.span -1), MediaExampleGen resolves it when the run starts.
+    parser.description = (
+        f"{parser.description or 'create a recurring KFP run'}. When tasks' data.root names a "
+        "span ({SPAN} or "
+        "{YYYY}-{MM}-{DD}), each run ingests the newest span present when it starts "
+        "(ingestion.span: -1), with no per-run parameter, and the Trainer warm-starts from "
+        "the latest blessed model."
+    )
     _add_common(parser)
     parser.add_argument(
         "--cron",

@@ -29,6 +29,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-root",
         help="folder the tasks' data paths are relative to (default: the config's data_root)",
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every stage again, ignoring TFX's cache (default: continuous.cache)",
+    )
 
 
 def _absolute(path: str) -> str:
@@ -53,6 +58,8 @@ class RunOutputs:
     artifacts: list[OutputArtifact]  # in the order they were published
     completed_nodes: list[str]  # in the order they ran
     failed_nodes: list[str]
+    # Skipped by TFX's cache (their outputs are an earlier run's), in the order they came.
+    cached_nodes: list[str] = dataclasses.field(default_factory=list)
 
     def first(self, type_name: str) -> OutputArtifact | None:
         return next((a for a in self.artifacts if a.type_name == type_name), None)
@@ -129,6 +136,7 @@ def read_run_outputs(metadata_path: str, pipeline_name: str) -> RunOutputs | Non
         artifacts=artifacts,
         completed_nodes=nodes_in_state(metadata_store_pb2.Execution.COMPLETE),
         failed_nodes=nodes_in_state(metadata_store_pb2.Execution.FAILED),
+        cached_nodes=nodes_in_state(metadata_store_pb2.Execution.CACHED),
     )
 
 
@@ -163,6 +171,8 @@ def format_summary(outputs: RunOutputs, metadata_path: str) -> str:
         lines.append(f"  {artifact.node}.{artifact.key} ({artifact.type_name}): {artifact.uri}")
     if outputs.failed_nodes:
         lines.append(f"failed: {', '.join(outputs.failed_nodes)}")
+    if outputs.cached_nodes:
+        lines.append(f"cached (not run again): {', '.join(outputs.cached_nodes)}")
     lines.append(f"ML Metadata: {metadata_path}")
     lines.extend(_model_lines(outputs))
     return "\n".join(lines)
@@ -186,6 +196,11 @@ def _model_lines(outputs: RunOutputs) -> list[str]:
     return lines
 
 
+def use_cache(configured: bool, no_cache_flag: bool) -> bool:
+    """TFX caching for this run: the config's continuous.cache unless --no-cache."""
+    return configured and not no_cache_flag
+
+
 def run(args: argparse.Namespace) -> int:
     config = cli_args.load_config(args)
     pipeline_root = _absolute(args.pipeline_root or config.pipeline_root)
@@ -195,16 +210,25 @@ def run(args: argparse.Namespace) -> int:
 
     from tfx import v1 as tfx
 
+    from components.media_example_gen import spans
+    from core.config import ingest_config
     from pipeline.pipeline import create_pipeline
 
+    enable_cache = use_cache(config.continuous.cache, getattr(args, "no_cache", False))
     pipeline = create_pipeline(
         config,
         pipeline_root=pipeline_root,
         data_root=data_root,
         metadata_path=metadata_path,
         beam_pipeline_args=config.beam_pipeline_args,
+        enable_cache=enable_cache,
+        # New or changed files (or a new span) change MediaExampleGen's cache key.
+        input_fingerprint=spans.input_fingerprint(ingest_config(config), data_root),
     )
-    print(f"polyvit run: pipeline {config.pipeline_name}, data {data_root}, root {pipeline_root}")
+    print(
+        f"polyvit run: pipeline {config.pipeline_name}, data {data_root}, root {pipeline_root}, "
+        f"cache {'on' if enable_cache else 'off'}"
+    )
     failure = None
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -141,24 +141,32 @@ def model_stages(
         trainer_config(config), training=dataclasses.replace(config.training, strategy=strategy)
     )
     pretrainer = _pretrainer(config, examples, schema, transform, trainer_slice)
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # The Trainer's base_model: the Pretrainer's model when VATT pretraining is on (fine-tuning
+    # starts from it), else the latest blessed model when warm starts are on (continuous).
+    if pretrainer:
+        warm = {"base_model": pretrainer.outputs["model"]}
+    elif config.continuous.warm_start:
+        warm = {"base_model": resolver.outputs["model"]}
+    else:
+        warm = {}
     trainer = accelerators.trainer_component_class(config)(
         run_fn="trainer.vatt.run_fn.finetune_run_fn" if pretrainer else "trainer.run_fn.run_fn",
         examples=examples,
         schema=schema,
         transform_graph=transform.outputs["transform_graph"],
-        base_model=pretrainer.outputs["model"] if pretrainer else None,
         train_args=train_args or tfx.proto.TrainArgs(num_steps=config.training.steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         custom_config={
             **to_custom_config(trainer_slice),
             **accelerators.trainer_custom_config(config),
         },
+        **warm,
     )
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],
@@ -191,7 +199,7 @@ def model_stages(
             )
         ),
     )
-    stages = [transform, trainer, resolver, evaluator, report, serving_validator, pusher]
+    stages = [transform, resolver, trainer, evaluator, report, serving_validator, pusher]
     return stages[:1] + [pretrainer] + stages[1:] if pretrainer else stages
 
 
@@ -225,15 +233,23 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = False,
     runtime_parameters: dict | None = None,
+    input_fingerprint: str = "",
 ) -> tfx.dsl.Pipeline:
     """The pipeline for `config`. `metadata_path`: a SQLite ML Metadata file (local runs).
+
+    `input_fingerprint` (local runs, `spans.input_fingerprint`): a digest of the files of the
+    span to ingest, so that with `enable_cache` new data re-runs MediaExampleGen and what
+    follows, while unchanged data and settings skip every stage. Kubeflow leaves it empty: the
+    span (the newest, unless ingestion.span says) is resolved when the run starts.
 
     `runtime_parameters` (Kubeflow): `data_root` and `train_args` RuntimeParameters that a user
     sets per run; they replace the config's values.
     """
     runtime_parameters = runtime_parameters or {}
     example_gen = MediaExampleGen(
-        ingest_config(config), data_root=runtime_parameters.get("data_root", data_root)
+        ingest_config(config),
+        data_root=runtime_parameters.get("data_root", data_root),
+        input_fingerprint=input_fingerprint,
     )
     data = data_stages(example_gen.outputs["examples"], config)
     models = model_stages(

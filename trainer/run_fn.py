@@ -163,9 +163,41 @@ def transform_statistics(transform_output: str | None) -> dict:
     return read_transform_stats(transform_output)
 
 
+WARM_START_FILE = "warm_start.json"
+
+
+def warm_start_builder(base_model: str | None, vocabularies: dict, reports: list):
+    """build_model_fn for train_loop: the default model, warm-started from TFX's `base_model`
+    (the latest blessed model) when there is one; heads carry over for tasks whose labels are
+    unchanged. None without a base model (train_loop's default). A checkpoint of this run,
+    when resuming, is restored after this and wins."""
+    if not base_model:
+        return None
+
+    def build(config):
+        from trainer import warm_start
+        from trainer.model import build_model
+
+        model = build_model(config.model, config.tasks, config.inputs)
+        old_labels = warm_start.read_labels(base_model) or {}
+        carry, _ = warm_start.heads_to_carry(old_labels, vocabularies)
+        reports.append(warm_start.warm_start(model, base_model, carry_heads_for=carry))
+        return model
+
+    return build
+
+
+def write_warm_start_report(model_run_dir: str, reports: list) -> None:
+    """What was warm-started from which model (ModelRun artifact), {} for a cold start."""
+    path = os.path.join(model_run_dir, WARM_START_FILE)
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(reports[-1].to_dict() if reports else {}, sort_keys=True))
+
+
 def run_fn(fn_args, build_model_fn=None) -> None:
     """The TFX Trainer's entry point (see the module docstring). `build_model_fn(config)`
-    replaces the default model builder (trainer/vatt/run_fn.py: start from pretraining)."""
+    replaces the default model builder (trainer/vatt/run_fn.py: start from pretraining);
+    without it the model warm-starts from TFX's `base_model` when there is one."""
     config = config_lib.from_custom_config(
         fn_args.custom_config, config_lib.TrainerConfig, "run_fn"
     )
@@ -181,6 +213,7 @@ def run_fn(fn_args, build_model_fn=None) -> None:
     vocabularies = read_vocabularies(examples_uri, config, stats["vocabularies"])
 
     steps = fn_args.train_steps or config.training.steps
+    warm_reports: list = []
     result = train_loop.train(
         config,
         fn_args.model_run_dir,
@@ -190,7 +223,8 @@ def run_fn(fn_args, build_model_fn=None) -> None:
         audio_mean=stats["audio_mean"],
         audio_std=stats["audio_std"],
         checkpoint_dir=checkpoint_dir(config, fn_args.model_run_dir, examples_uri, steps),
-        build_model_fn=build_model_fn,
+        build_model_fn=build_model_fn
+        or warm_start_builder(getattr(fn_args, "base_model", None), vocabularies, warm_reports),
     )
 
     from trainer import eval_signatures
@@ -215,6 +249,11 @@ def run_fn(fn_args, build_model_fn=None) -> None:
     )
     if export_dir != fn_args.serving_model_dir:
         tf.io.gfile.rmtree(export_dir)
+    from trainer import warm_start
+
+    if result.is_chief:
+        warm_start.write_labels(fn_args.serving_model_dir, vocabularies)
+        write_warm_start_report(fn_args.model_run_dir, warm_reports)
     log.info(
         "Exported the model trained for %d steps to %s; eval metrics in %s",
         result.step,

@@ -33,7 +33,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.media_example_gen import sources
+from components.media_example_gen import decode_cache, sources
 from core import features
 from core.config import IngestConfig, Ingestion, TaskData
 from media import decode, dmvr, errors, fs
@@ -47,6 +47,7 @@ QUARANTINE_FILE = "quarantine.jsonl"
 COUNTS_FILE = "counts.jsonl"
 _QUARANTINE_TAG = "quarantine"
 _RECORDS_TAG = "records"  # dmvr_records: re-keyed records, (task, split, serialized)
+_REUSED_TAG = "reused"  # one task name per file whose clips came from the decode cache
 _READ_TAG = "read"  # dmvr_records: one task name per record read (the records are the inputs)
 # How many refused files the summary (and a failure message) names.
 _FIRST_BAD = 10
@@ -79,6 +80,7 @@ class IngestSummary:
     quarantined_by_task: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     first_bad: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, reason)
     vocabularies: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    reused: int = 0  # media files whose clips came from the decode cache, not decoded again
 
     @property
     def clips_written(self) -> int:
@@ -109,6 +111,8 @@ class IngestSummary:
             per_split[split] += n
         splits = ", ".join(f"{s} {n}" for s, n in sorted(per_split.items())) or "none"
         text = f"wrote {self.clips_written} clips ({splits}) from {self.inputs} inputs"
+        if self.reused:
+            text += f" ({self.reused} files reused from the decode cache)"
         if self.bad_inputs:
             reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.quarantined.items()))
             text += f"; quarantined {self.bad_inputs} ({reasons}), listed in {self.quarantine_file}"
@@ -228,15 +232,25 @@ class DecodeClipsFn(beam.DoFn):
     A shard of existing records (dmvr_records) -> (task, split, serialized) per good record on
     the `records` output, a QuarantineRecord per bad one, and one `read` count per record."""
 
-    def __init__(self, ingestion: Ingestion, progress_dir: str = "", data_root: str = ""):
+    def __init__(
+        self,
+        ingestion: Ingestion,
+        progress_dir: str = "",
+        data_root: str = "",
+        cache_dir: str = "",
+    ):
         self.ingestion = ingestion
         self.progress_dir = progress_dir
         self.data_root = data_root
+        self.cache_dir = cache_dir
         self._progress = None
+        self._cache = None
 
     def setup(self):
         if self.progress_dir:
             self._progress = _ProgressFile(self.progress_dir)
+        if self.cache_dir:
+            self._cache = decode_cache.DecodeCache(self.cache_dir)
 
     def process(self, item: WorkItem):
         if item.rules is not None:
@@ -245,9 +259,19 @@ class DecodeClipsFn(beam.DoFn):
         clip = item.clip
         produced = 0
         try:
-            for decoded in decode.iter_clips(
-                clip.path, item.modality, self.ingestion, clip.start_s, clip.end_s
-            ):
+            # The per-file decode, through the decode cache when there is one.
+            clips, reused = decode_cache.cached_clips(
+                self._cache,
+                decode.iter_clips,
+                clip.path,
+                item.modality,
+                self.ingestion,
+                clip.start_s,
+                clip.end_s,
+            )
+            if reused:
+                yield beam.pvalue.TaggedOutput(_REUSED_TAG, item.task)
+            for decoded in clips:
                 produced += 1
                 self._count(clips=1)
                 yield item, decoded
@@ -344,6 +368,7 @@ def build_pipeline(
     output_dir: str,
     quarantine_dir: str,
     progress_dir: str = "",
+    cache_dir: str = "",
 ) -> None:
     """Adds the ingestion transforms to `root` (no I/O happens until the pipeline runs)."""
     decoded = (
@@ -351,8 +376,8 @@ def build_pipeline(
         | "ListSources" >> beam.Create(items)
         | "Reshuffle" >> beam.Reshuffle()
         | "Decode"
-        >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir, data_root)).with_outputs(
-            _QUARANTINE_TAG, _RECORDS_TAG, _READ_TAG, main="clips"
+        >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir, data_root, cache_dir)).with_outputs(
+            _QUARANTINE_TAG, _RECORDS_TAG, _READ_TAG, _REUSED_TAG, main="clips"
         )
     )
     encoded = decoded.clips | "Encode" >> beam.Map(
@@ -395,6 +420,7 @@ def build_pipeline(
         records | "WrittenKeys" >> beam.Map(lambda r: (("written", r[0], r[1]), 1)),
         quarantined | "BadKeys" >> beam.Map(lambda q: (("quarantined", q.task, q.reason), 1)),
         decoded[_READ_TAG] | "ReadKeys" >> beam.Map(lambda task: (("read", task, ""), 1)),
+        decoded[_REUSED_TAG] | "ReusedKeys" >> beam.Map(lambda task: (("reused", task, ""), 1)),
     )
     _ = (
         tallies
@@ -437,6 +463,8 @@ def _read_summary(summary: IngestSummary) -> IngestSummary:
             summary.written[(tally["task"], tally["key"])] = tally["count"]
         elif tally["kind"] == "read":  # records of dmvr_records tasks: each one an input
             summary.inputs += tally["count"]
+        elif tally["kind"] == "reused":  # files whose clips came from the decode cache
+            summary.reused += tally["count"]
         else:
             summary.quarantined_by_task[(tally["task"], tally["key"])] = tally["count"]
             summary.quarantined[tally["key"]] = (
@@ -458,6 +486,7 @@ def ingest(
     *,
     data_root: str,
     progress: bool = True,
+    cache_dir: str = "",
 ) -> IngestSummary:
     """Decodes every task of `config` into DMVR TFRecords under `output_dir` (see module doc).
 
@@ -499,6 +528,7 @@ def ingest(
                 output_dir,
                 quarantine_dir,
                 progress_dir,
+                cache_dir,
             )
     finally:
         if printer is not None:

@@ -26,6 +26,7 @@ from components.media_example_gen.executor import (
     CONFIG_KEY,
     DATA_ROOT_KEY,
     EXAMPLES_KEY,
+    FINGERPRINT_KEY,
     QUARANTINE_KEY,
     MediaQuarantine,
 )
@@ -41,6 +42,8 @@ class MediaExampleGenSpec(component_spec.ComponentSpec):
         CONFIG_KEY: component_spec.ExecutionParameter(type=str),
         # Folder (or bucket) the tasks' data paths are relative to.
         DATA_ROOT_KEY: component_spec.ExecutionParameter(type=str),
+        # Only in the cache key: a digest of the input files (spans.input_fingerprint).
+        FINGERPRINT_KEY: component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS: dict[str, component_spec.ChannelParameter] = {}
     OUTPUTS = {
@@ -53,7 +56,10 @@ class MediaExampleGen(tfx.types.BaseBeamComponent):
     """Decodes every task of an IngestConfig into DMVR SequenceExamples, quarantining bad media.
 
     `config`: `core.config.ingest_config(config)`; `data_root`: the folder (or bucket, or a
-    Kubeflow RuntimeParameter) the tasks' data paths are relative to.
+    Kubeflow RuntimeParameter) the tasks' data paths are relative to; `input_fingerprint`:
+    `spans.input_fingerprint(config, data_root)` where the pipeline is built next to the data
+    (local runs), so new files or spans change the cache key; the span itself is chosen at run
+    time (`ingestion.span`, else the newest).
 
     `beam_pipeline_args` reach the executor through the pipeline (or
     `.with_beam_pipeline_args`), so the decoding runs on any Beam runner.
@@ -62,7 +68,9 @@ class MediaExampleGen(tfx.types.BaseBeamComponent):
     SPEC_CLASS = MediaExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, config: config_lib.IngestConfig, data_root: str):
+    def __init__(
+        self, config: config_lib.IngestConfig, data_root: str, input_fingerprint: str = ""
+    ):
         if not isinstance(config, config_lib.IngestConfig):
             raise TypeError(
                 "MediaExampleGen takes the ingestion's slice: "
@@ -71,6 +79,7 @@ class MediaExampleGen(tfx.types.BaseBeamComponent):
         spec = MediaExampleGenSpec(
             config=config_lib.slice_to_json(config),
             data_root=data_root,
+            input_fingerprint=input_fingerprint or None,
             examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples),
             quarantine=tfx.dsl.Channel(type=MediaQuarantine),
         )

@@ -16,7 +16,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.media_example_gen import beam_ingest
+from components.media_example_gen import beam_ingest, spans
 from core import config as config_lib
 from core import features
 
@@ -26,6 +26,9 @@ EXAMPLES_KEY = "examples"
 QUARANTINE_KEY = "quarantine"
 CONFIG_KEY = "config"
 DATA_ROOT_KEY = "data_root"
+# Digest of the selected span's files (spans.input_fingerprint), set by local runs so that TFX's
+# cache key changes when data arrives; "" (Kubeflow) leaves the span to be resolved at run time.
+FINGERPRINT_KEY = "input_fingerprint"
 
 # Custom properties (names are read back by pipeline/local_runner.py through MLMD).
 CLIPS_PER_TASK = "clips_per_task"  # JSON {task: {split: count}}
@@ -33,6 +36,9 @@ INPUTS = "inputs"  # int: source clips listed, good and bad
 QUARANTINED_TOTAL = "quarantined"  # int
 QUARANTINED_PER_REASON = "quarantined_per_reason"  # JSON {reason: count}
 QUARANTINED_PER_TASK = "quarantined_per_task"  # JSON {task: {reason: count}}
+SPAN_PROPERTY = "span"  # tfx.components.example_gen.utils.SPAN_PROPERTY_NAME
+VERSION_PROPERTY = "version"
+REUSED_PROPERTY = "decode_cache_reused"  # int: media files not decoded again
 FIRST_BAD = "first_bad"  # JSON [[file, reason], ...]
 # TFX's name for TFRecord files, gzip or not: despite the name, its readers (tfx_bsl, Beam's
 # ReadFromTFRecord) pick the compression per file by the `.gz` suffix, so uncompressed
@@ -98,6 +104,29 @@ def record_properties(examples, quarantine, summary: beam_ingest.IngestSummary) 
     )
 
 
+def decode_cache_dir(setting: str, examples_uri: str) -> str:
+    """Where the decode cache is: ingestion.decode_cache, "" for `<pipeline_root>/decode_cache`
+    (the Examples URI is `<pipeline_root>/<node>/examples/<execution>`), "off" for none."""
+    if setting == "off":
+        return ""
+    if setting:
+        return setting
+    pipeline_root = examples_uri.rstrip("/")
+    for _ in range(3):
+        pipeline_root = pipeline_root.rsplit("/", 1)[0]
+    return f"{pipeline_root}/decode_cache"
+
+
+def set_span_properties(examples, span: int, version: int | None) -> None:
+    """Span and version as TFX's ExampleGen driver writes them: the `span` and `version` custom
+    properties (what SpanRangeStrategy reads) and the Examples type's own properties."""
+    examples.set_int_custom_property(SPAN_PROPERTY, span)
+    examples.span = span
+    if version is not None:  # TFX too leaves `version` out when the pattern names none
+        examples.set_int_custom_property(VERSION_PROPERTY, version)
+        examples.version = version
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Decodes the IngestConfig's tasks with Beam into the `examples` and `quarantine`
     artifacts."""
@@ -109,16 +138,24 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         exec_properties: dict[str, Any],
     ) -> None:
         config = config_from_properties(exec_properties)
+        data_root = exec_properties[DATA_ROOT_KEY]
+        # Resolved here, at run time, so a scheduled run takes the newest span by itself.
+        selection = spans.select(config, data_root)
+        if selection.spanned:
+            log.info("MediaExampleGen: span %d, version %s", selection.span, selection.version)
         examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
         quarantine = artifact_utils.get_single_instance(output_dict[QUARANTINE_KEY])
         summary = beam_ingest.ingest(
-            config,
+            spans.with_roots(config, selection),
             output_dir=examples.uri,
             quarantine_dir=quarantine.uri,
             # The pipeline's (create_pipeline passes the config's beam_pipeline_args there).
             beam_pipeline_args=list(self._beam_pipeline_args),
-            data_root=exec_properties[DATA_ROOT_KEY],
+            data_root=data_root,
+            cache_dir=decode_cache_dir(config.ingestion.decode_cache, examples.uri),
         )
+        examples.set_int_custom_property(REUSED_PROPERTY, summary.reused)
+        set_span_properties(examples, selection.span, selection.version)
         examples.split_names = artifact_utils.encode_split_names(list(features.SPLITS))
         examples_utils.set_payload_format(
             examples, example_gen_pb2.PayloadFormat.FORMAT_TF_SEQUENCE_EXAMPLE

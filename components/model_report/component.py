@@ -54,6 +54,8 @@ def ModelReport(
         blessing_uri=blessing.uri if blessing is not None else None,
         model_roots=roots,
         examples_uri=examples.uri if examples is not None else None,
+        # TFX's span property (0 without spans), as MediaExampleGen writes it.
+        spans=[examples.get_int_custom_property("span")] if examples is not None else [],
     )
     report.set_string_custom_property("decision", summary["decision"])
     report.set_string_custom_property("index", report.uri.rstrip("/") + "/" + report_lib.INDEX)

@@ -157,12 +157,18 @@ def write_report(
     blessing_uri: str | None = None,
     model_roots: tuple[str, ...] = (),
     examples_uri: str | None = None,
+    spans: list[int] | None = None,
 ) -> dict:
-    """Writes index.html, the PNGs and summary.json into `output_dir`; returns the summary."""
+    """Writes index.html, the PNGs and summary.json into `output_dir`; returns the summary.
+    `spans`: the data spans the model was trained on (the Examples artifacts' `span`)."""
     tf.io.gfile.makedirs(output_dir)
     summary = build_summary(
         config, evaluation_uri, blessing_uri=blessing_uri, model_roots=model_roots
     )
+    summary["trained_on"] = {
+        "spans": sorted(spans or []),
+        "warm_start": load_warm_start(*model_roots),
+    }
     names = [t.name for t in config.tasks]
     vocabularies = results.load_vocabularies(examples_uri, names)
     matrices = results.load_confusion_matrices(
@@ -199,6 +205,36 @@ def write_report(
     return summary
 
 
+WARM_START_FILE = "warm_start.json"  # written by trainer/run_fn.py into the ModelRun
+
+
+def load_warm_start(*roots: str) -> dict:
+    """What the Trainer warm-started from ({} for a cold start or an older model)."""
+    for root in roots:
+        path = os.path.join(root, WARM_START_FILE)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                return json.load(f)
+    return {}
+
+
+def describe_training_data(trained_on: dict) -> str:
+    """One line: the spans trained on and what was warm-started from which model."""
+    spans = trained_on.get("spans") or []
+    text = f"Trained on span(s) {', '.join(map(str, spans))}" if spans else "Trained on span 0"
+    warm = trained_on.get("warm_start") or {}
+    if warm:
+        text += (
+            f"; warm-started from {warm.get('source')}: encoder and tokenizers, heads of "
+            f"{', '.join(warm.get('carried_heads') or []) or 'no task'}"
+        )
+        if warm.get("fresh_heads"):
+            text += f"; fresh heads for {', '.join(warm['fresh_heads'])} (labels changed)"
+    else:
+        text += "; trained from scratch (no blessed model to warm-start from)"
+    return text
+
+
 def _format(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -214,6 +250,8 @@ def summarize_report(report_dir: str) -> str:
         f"Model report: {os.path.join(report_dir, INDEX)}",
         f"Decision: {summary['decision']}. {summary['decision_reason']}",
     ]
+    if "trained_on" in summary:
+        lines.append(describe_training_data(summary["trained_on"]))
     for task in summary["tasks"]:
         headline = task["headline"]
         text = f"  {task['name']:<16} {headline} {_format(task['metrics'].get(headline))}"

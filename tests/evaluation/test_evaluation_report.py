@@ -197,3 +197,22 @@ def test_latest_report_dir_finds_the_newest_execution(tmp_path):
     os.makedirs(tmp_path / "ModelReport" / "report" / "20")  # an unfinished execution
     assert report.latest_report_dir(str(tmp_path)) == str(tmp_path / "ModelReport/report/12")
     assert report.latest_report_dir(str(tmp_path / "nothing")) is None
+
+
+def test_the_report_names_the_spans_and_the_warm_start(tmp_path):
+    import json
+
+    from components.model_report import report as report_lib
+
+    run_dir = tmp_path / "model_run"
+    run_dir.mkdir()
+    assert report_lib.load_warm_start(str(run_dir)) == {}
+    cold = report_lib.describe_training_data({"spans": [], "warm_start": {}})
+    assert cold == "Trained on span 0; trained from scratch (no blessed model to warm-start from)"
+    warm = {"source": "/m/7/Format-Serving", "carried_heads": ["digits"], "fresh_heads": ["dtmf"]}
+    (run_dir / report_lib.WARM_START_FILE).write_text(json.dumps(warm))
+    loaded = report_lib.load_warm_start(str(tmp_path / "missing"), str(run_dir))
+    assert report_lib.describe_training_data({"spans": [3, 2], "warm_start": loaded}) == (
+        "Trained on span(s) 3, 2; warm-started from /m/7/Format-Serving: encoder and "
+        "tokenizers, heads of digits; fresh heads for dtmf (labels changed)"
+    )

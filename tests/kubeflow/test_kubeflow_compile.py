@@ -267,3 +267,33 @@ def test_real_pipeline_compiles_portably():
     ]
     assert {c["image"] for c in containers} == {"registry.example/p:1"}
     assert kfp_tiny_pipeline.REPO not in json.dumps(spec), "the spec names a path of this checkout"
+
+
+def test_a_scheduled_run_resolves_the_newest_span_itself(tmp_path):
+    """The compiled spec fixes no span: MediaExampleGen's parameters are the config (span -1,
+    the newest) and the data root, no input fingerprint, so every scheduled run of the same
+    package ingests the newest span present when it starts; the Trainer warm-starts from the
+    latest blessed model."""
+    from components.media_example_gen import executor, spans
+    from pipeline.pipeline import create_pipeline
+
+    config = configs.build(BASE, {"tasks.digits.data.root": "digits/span-{SPAN}"})
+    pipeline = kubeflow_runner.build_pipeline(config, create_pipeline)
+    spec, _ = kubeflow_runner.compile_pipeline(config, image="r.example/p:1", pipeline=pipeline)
+    tasks = spec["root"]["dag"]["tasks"]
+    parameters = tasks["MediaExampleGen"]["inputs"]["parameters"]
+    assert set(parameters) == {"config", "data_root"}  # no fingerprint, no span fixed
+    assert parameters["data_root"] == {"componentInputParameter": "data_root"}
+    assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"data_root", "train_args"}
+    base_model = tasks["Trainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
+    assert base_model["producerTask"] == "latest_blessed_model_resolver-model-resolver"
+
+    # What the executor does with exactly those parameters, run after run.
+    exec_properties = {"config": parameters["config"]["runtimeValue"]["constant"]}
+    ingest = executor.config_from_properties(exec_properties)
+    assert ingest.ingestion.span == -1
+    for span in (1, 2, 3):
+        os.makedirs(tmp_path / "digits" / f"span-{span}" / "a")
+    assert spans.select(ingest, str(tmp_path)).roots == {"digits": "digits/span-3"}
+    os.makedirs(tmp_path / "digits" / "span-4" / "a")  # tonight's data arrived
+    assert spans.select(ingest, str(tmp_path)).span == 4

@@ -46,6 +46,7 @@ def test_only_a_blessed_model_reaches_the_serving_directory(tmp_path, capsys):
     ]
     first = _run(data_root, root, push_dir, "training.steps=150", *zero_thresholds)
     assert _report_summary(first)["decision"] == "BLESSED"
+    assert _report_summary(first)["trained_on"] == {"spans": [0], "warm_start": {}}
     model_dir = os.path.join(push_dir, "polyvit")
     versions = os.listdir(model_dir)
     assert len(versions) == 1 and versions[0].isdigit()
@@ -54,14 +55,16 @@ def test_only_a_blessed_model_reaches_the_serving_directory(tmp_path, capsys):
     assert signatures == {"digits", "motion", "dtmf", "tone_mix"}
     assert "Pushed:" in capsys.readouterr().out
 
-    # The degraded candidate trains for 2 steps, still inside the warm-up, so it barely moves
-    # from its initial weights (zero-initialised heads give uniform scores) and is worse than
-    # the blessed baseline on the trained tasks.
+    # The degraded candidate trains for 2 steps from scratch (no warm start from the blessed
+    # model, which would make it as good as the baseline), still inside the warm-up, so it
+    # barely moves from its initial weights (zero-initialised heads give uniform scores) and
+    # is worse than the blessed baseline on the trained tasks.
     second = _run(
         data_root,
         root,
         push_dir,
         "training.steps=2",
+        "continuous.warm_start=false",
         "evaluation.max_regression=0.0",
         *zero_thresholds,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_corpus import corpus_config
+from pipeline_corpus import corpus_config, corpus_config_dict
 
 from components.media_example_gen.executor import MediaQuarantine
 from pipeline import local_runner
@@ -29,7 +29,14 @@ def test_stages_are_wired_in_order_behind_the_gate():
         # Every model stage waits for the gate, even those that read none of its outputs.
         "Transform": {"DataValidationGate", "MediaExampleGen", "MediaSchemaGen"},
         "latest_blessed_model_resolver": {"DataValidationGate"},
-        "Trainer": {"DataValidationGate", "MediaExampleGen", "MediaSchemaGen", "Transform"},
+        # Warm start: the Trainer's base_model is the latest blessed model.
+        "Trainer": {
+            "DataValidationGate",
+            "MediaExampleGen",
+            "MediaSchemaGen",
+            "Transform",
+            "latest_blessed_model_resolver",
+        },
         "Evaluator": {
             "DataValidationGate",
             "MediaExampleGen",
@@ -49,6 +56,35 @@ def test_stages_are_wired_in_order_behind_the_gate():
     # Without explicit args the config's apply.
     default = create_pipeline(config, pipeline_root="root", data_root="data")
     assert default.beam_pipeline_args == config.beam_pipeline_args
+
+
+def test_warm_start_and_input_fingerprint_are_wired():
+    from core import config as config_lib
+
+    config = corpus_config("data")
+    pipeline = create_pipeline(
+        config, pipeline_root="root", data_root="data", input_fingerprint="abc"
+    )
+    nodes = {component.id: component for component in pipeline.components}
+    assert "base_model" in nodes["Trainer"].inputs
+    assert nodes["MediaExampleGen"].exec_properties["input_fingerprint"] == "abc"
+    cold = config_lib.apply_overrides(
+        corpus_config_dict("data", ""), ["continuous.warm_start=false"]
+    )
+    nodes = {
+        c.id: c
+        for c in create_pipeline(
+            config_lib.from_dict(cold), pipeline_root="root", data_root="data"
+        ).components
+    }
+    assert "base_model" not in nodes["Trainer"].inputs
+    assert nodes["MediaExampleGen"].exec_properties["input_fingerprint"] is None
+
+
+def test_no_cache_flag_turns_the_configured_cache_off():
+    assert local_runner.use_cache(True, False) is True
+    assert local_runner.use_cache(True, True) is False
+    assert local_runner.use_cache(False, False) is False
 
 
 def test_statistics_hold_every_configured_label_and_slice_per_task():

@@ -150,6 +150,24 @@ def test_run_fn_trains_evaluates_exports_and_resumes(tmp_path):
     assert again["start_step"] == 6 and again["history"] == []
     assert tf.saved_model.contains_saved_model(fn_args.serving_model_dir)
 
+    # A cold start says so; the next run warm-starts from this model (TFX's base_model):
+    # unchanged labels, so every head carries over.
+    cold = json.loads(open(os.path.join(fn_args.model_run_dir, run_fn_lib.WARM_START_FILE)).read())
+    assert cold == {}
+    warm = _fn_args(
+        tmp_path,
+        config,
+        train_steps=1,
+        base_model=fn_args.serving_model_dir,
+        model_run_dir=str(tmp_path / "warm_run"),
+        serving_model_dir=str(tmp_path / "warm" / "Format-Serving"),
+    )
+    run_fn_lib.run_fn(warm)
+    report = json.loads(open(os.path.join(warm.model_run_dir, run_fn_lib.WARM_START_FILE)).read())
+    assert report["source"] == fn_args.serving_model_dir
+    assert sorted(report["carried_heads"]) == sorted(TASKS) and report["fresh_heads"] == []
+    assert report["variables_loaded"] > 0 and report["variables_fresh"] == []
+
 
 def test_checkpoint_dir_is_the_run_dir_or_a_fingerprint_under_checkpoint_root():
     config = _config()
