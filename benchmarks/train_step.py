@@ -13,6 +13,11 @@ the ratio is comparable across machines and both sides see a shared machine's sa
 The issue's goal for the demo model is a ratio of at least 0.5.
 
     python benchmarks/train_step.py [--config configs/demo.yaml] [--seconds 6] [--xla]
+        [--loop-steps 600]
+
+First a row for the training loop itself: its steps/s over the config's task mix (the
+schedule's task sequence, `training.steps_per_loop` steps per traced call, inputs a fixed batch
+per task) beside the isolated steps' mix; the issue's goal is a ratio of at least 0.9.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from core import cli_args, logs  # noqa: E402
 logs.setup()  # an entry point, before the stack's imports warn about anything
 
 # isort: split
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from trainer.losses import per_example_loss  # noqa: E402
@@ -161,6 +167,78 @@ def benchmark(config, seconds: float, jit: bool) -> list[dict]:
     return rows
 
 
+def _constant_dataset(features: dict, labels):
+    """make_dataset's signature: one fixed batch repeated (no input cost in the loop's row)."""
+
+    def make(file_pattern, task, inputs, *, batch_size, **unused):
+        return tf.data.Dataset.from_tensors(
+            ({task.modality: features[task.name][:batch_size]}, labels[task.name][:batch_size])
+        ).repeat()
+
+    return make
+
+
+def loop_benchmark(config, seconds: float, steps: int) -> dict:
+    """The training loop's own steps/s (trainer.train_loop: restore, the task iterators, the
+    multi-step call over the schedule's task sequence, `training.steps_per_loop` steps per
+    call) against the isolated steps of the same task mix: the harmonic mean of each task's
+    isolated steps/s, weighted by its share of the schedule."""
+    import tempfile
+
+    from core import config as config_lib
+    from trainer import schedules, train_loop
+    from transforms.input_pipeline import feature_shape
+
+    trainer_config = config_lib.trainer_config(config)
+    training = trainer_config.training
+    strategy = tf.distribute.get_strategy()
+    schedule = schedules.TaskSchedule(trainer_config.tasks, training, training.steps)
+    model_dir = tempfile.mkdtemp(prefix="polyvit-loop-bench-")
+    state = train_loop.restore(
+        trainer_config,
+        strategy,
+        schedule,
+        training.steps,
+        lambda c: build_model(c.model, c.tasks, c.inputs, load_checkpoint=False),
+        model_dir,
+    )
+    features, labels, isolated = {}, {}, {}
+    for task in trainer_config.tasks:
+        shape = feature_shape(task, config.inputs)
+        features[task.name] = tf.random.normal((task.batch_size, *shape))
+        classes = task.num_classes
+        labels[task.name] = tf.one_hot(tf.range(task.batch_size) % classes, classes)
+        step = make_train_step(state.model, task, state.optimizer, False)
+        x, y = {task.modality: features[task.name]}, labels[task.name]
+        step(x, y).numpy()
+        calls, elapsed = run_for(lambda s=step, x=x, y=y: s(x, y).numpy(), seconds / 4)
+        isolated[task.name] = calls / elapsed
+    patterns = {t.name: "constant" for t in trainer_config.tasks}
+    iterators = train_loop.task_iterators(
+        trainer_config, strategy, patterns, _constant_dataset(features, labels), 0
+    )
+    bodies = train_loop.step_bodies(trainer_config, strategy, state, iterators)
+    keys = list(bodies)
+    multi = train_loop.MultiStep([bodies[k] for k in keys], [t.name for t in trainer_config.tasks])
+    ids = np.array([keys.index(schedule.tasks_at(i)) for i in range(steps)], np.int32)
+    per_loop = training.steps_per_loop
+    chunks = [tf.constant(ids[i : i + per_loop]) for i in range(0, steps, per_loop)]
+    multi.run(chunks[0])[0].numpy()  # trace
+    start = time.perf_counter()
+    for chunk in chunks:
+        multi.run(chunk)[0].numpy()
+    loop_rate = steps / (time.perf_counter() - start)
+    share = {name: count / training.steps for name, count in schedule.steps_per_task().items()}
+    mix = 1.0 / sum(share[name] / isolated[name] for name in share)
+    return {
+        "steps_per_loop": per_loop,
+        "isolated": isolated,
+        "isolated mix steps/s": mix,
+        "loop steps/s": loop_rate,
+        "loop / mix": loop_rate / mix,
+    }
+
+
 def print_table(rows: list[dict]) -> None:
     header = list(rows[0])
     print(" | ".join(f"{h:>10}" for h in header))
@@ -175,9 +253,25 @@ def main(argv=None) -> None:
     cli_args.add_config_args(parser)
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per modality")
     parser.add_argument("--xla", action="store_true", help="also time the XLA-compiled step")
+    parser.add_argument(
+        "--loop-steps", type=int, default=600, help="steps of the loop's row (0: no loop row)"
+    )
     args = parser.parse_args(argv)
     config = cli_args.load_config(args)
     print(f"model preset {config.model.preset}: {config.model.size()}")
+    if args.loop_steps:
+        loop = loop_benchmark(config, args.seconds, args.loop_steps)
+        print("\ntraining loop over the task mix (trainer.train_loop, one replica):")
+        print(
+            "  isolated steps/s per task: "
+            + ", ".join(f"{name} {rate:.1f}" for name, rate in loop["isolated"].items())
+        )
+        print(
+            f"  steps_per_loop {loop['steps_per_loop']}: loop {loop['loop steps/s']:.1f} steps/s, "
+            f"isolated mix {loop['isolated mix steps/s']:.1f} steps/s, "
+            f"loop / mix {loop['loop / mix']:.2f}",
+            flush=True,
+        )
     for jit in (False, True) if args.xla else (False,):
         print(f"\ntrain step ({'XLA' if jit else 'tf.function'}):", flush=True)
         print_table(benchmark(config, args.seconds, jit))

@@ -243,6 +243,14 @@ class Training:
     # data and config resumes too, while new data starts afresh.
     checkpoint_root: str = ""
     log_every: int = 50
+    # Train steps per traced call (one tf.function runs this many steps, each dispatched in the
+    # graph to its task's step): fewer Python round trips per step, as TPU loops do. Logging and
+    # checkpoints happen at loop boundaries; a loop also ends at every log_every and
+    # checkpoint_every step, so those stay exact.
+    steps_per_loop: int = 1
+    # XLA-compile each replica's train step (the forward, backward and update); what a TPU
+    # always does. The input pipeline and the in-graph step loop stay outside XLA.
+    jit_compile: bool = False
     # Final evaluation: at most this many batches per task (0: the whole eval split), of
     # eval_batch_size examples (0: the task's batch_size).
     eval_steps: int = 20

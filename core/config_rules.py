@@ -209,6 +209,7 @@ def check_training(training: Training) -> None:
         (
             "steps",
             "log_every",
+            "steps_per_loop",
             "checkpoint_every",
             "checkpoints_to_keep",
             "learning_rate",

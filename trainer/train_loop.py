@@ -11,11 +11,14 @@ The sections below follow the run:
 2. Inputs: one distributed dataset per task (`distribute_datasets_from_function`; the GLOBAL
    batch is the task's batch_size, split over the replicas).
 3. Steps: one traced train step per task (`strategy.run` inside a tf.function); in `accumulate`
-   mode a single step that visits every task. The task of each step is chosen in Python from
-   the pure schedule (schedules.py), so a resumed run continues the same sequence.
-4. Loop: every `log_every` steps TensorBoard scalars per task in `<model_dir>/train` and a
-   progress line with steps/s and ETA; every `checkpoint_every` steps (and at the end) a
-   checkpoint.
+   mode a single step that visits every task. The task of each step comes from the pure
+   schedule (schedules.py), so a resumed run continues the same sequence.
+4. Loop: `training.steps_per_loop` steps per traced call (MultiStep: the schedule's branch ids
+   for the loop are fed in, and a tf.while_loop dispatches each step to its branch with
+   tf.switch_case); `training.jit_compile` XLA-compiles each replica's step. Every
+   `log_every` steps TensorBoard scalars per task in `<model_dir>/train` and a progress line
+   with steps/s and ETA; every `checkpoint_every` steps (and at the end) a checkpoint. A loop
+   ends at those steps, so they are where they would be one step per call.
 5. Final evaluation: per task (top-1, or mAP for multi-label tasks), written to
    `<model_dir>/eval_metrics.json` and to TensorBoard under `<model_dir>/eval`.
 
@@ -135,9 +138,9 @@ def train(
     _log_start(state, config, schedule, strategy, total_steps)
 
     iterators = task_iterators(config, strategy, train_patterns, make_dataset_fn, state.start_step)
-    step_fns = step_functions(config, strategy, state, iterators)
+    bodies = step_bodies(config, strategy, state, iterators)
     chief = strategies.is_chief(strategy)
-    history = run_loop(config, state, schedule, step_fns, total_steps, model_dir, chief)
+    history = run_loop(config, state, schedule, bodies, total_steps, model_dir, chief)
 
     step = int(state.step.numpy())
     evaluation = {}
@@ -339,42 +342,139 @@ def _reduce_sum(strategy: tf.distribute.Strategy, per_replica):
     )
 
 
-def single_task_step(strategy, update: _Update, task: Task, iterator) -> Callable[[], dict]:
-    """The traced step that trains `task` on its next batch."""
+def _replica_fn(fn: Callable, jit_compile: bool) -> Callable:
+    """The replica's update, XLA-compiled when `training.jit_compile` (a TPU compiles it too)."""
+    return tf.function(fn, autograph=False, jit_compile=True) if jit_compile else fn
 
-    @tf.function(autograph=False)  # no tensor-dependent Python control flow
-    def train_step():
+
+def single_task_body(
+    strategy, update: _Update, task: Task, iterator, jit_compile: bool = False
+) -> Callable[[], dict]:
+    """The (untraced) step that trains `task` on its next batch; a traced function calls it."""
+    replica_fn = _replica_fn(functools.partial(_single_task_update, update, task), jit_compile)
+
+    def body():
         features, labels = next(iterator)
-        replica_fn = functools.partial(_single_task_update, update, task)
         return _reduce_sum(strategy, strategy.run(replica_fn, args=(features, labels)))
 
-    return train_step
+    return body
+
+
+def accumulate_body(
+    strategy, update: _Update, tasks: Mapping[str, Task], iterators: dict, jit_compile=False
+) -> Callable[[], dict]:
+    """The (untraced) step that sums every task's gradient on its next batch into one update."""
+    replica_fn = _replica_fn(functools.partial(_accumulated_update, update, tasks), jit_compile)
+
+    def body():
+        batches = {name: next(iterator) for name, iterator in iterators.items()}
+        return _reduce_sum(strategy, strategy.run(replica_fn, args=(batches,)))
+
+    return body
+
+
+def single_task_step(strategy, update: _Update, task: Task, iterator) -> Callable[[], dict]:
+    """The traced step that trains `task` on its next batch."""
+    # autograph off: no tensor-dependent Python control flow
+    return tf.function(single_task_body(strategy, update, task, iterator), autograph=False)
 
 
 def accumulate_step(strategy, update: _Update, tasks: Mapping[str, Task], iterators: dict):
     """The traced step that sums every task's gradient on its next batch into one update."""
+    return tf.function(accumulate_body(strategy, update, tasks, iterators), autograph=False)
 
-    @tf.function(autograph=False)  # no tensor-dependent Python control flow
-    def train_step():
-        batches = {name: next(iterator) for name, iterator in iterators.items()}
-        replica_fn = functools.partial(_accumulated_update, update, tasks)
-        return _reduce_sum(strategy, strategy.run(replica_fn, args=(batches,)))
 
-    return train_step
+def step_bodies(
+    config: TrainerConfig, strategy, state: TrainState, iterators: dict
+) -> dict[tuple[str, ...], Callable[[], dict]]:
+    """{the tasks a schedule entry trains: its untraced step body} (TaskSchedule.tasks_at)."""
+    update = _Update(state.model, state.optimizer, state.variables, config.training.grad_clip_norm)
+    tasks = {t.name: t for t in config.tasks}
+    jit = config.training.jit_compile
+    if config.training.schedule == "accumulate":
+        return {tuple(tasks): accumulate_body(strategy, update, tasks, iterators, jit)}
+    return {
+        (name,): single_task_body(strategy, update, task, iterators[name], jit)
+        for name, task in tasks.items()
+    }
 
 
 def step_functions(
     config: TrainerConfig, strategy, state: TrainState, iterators: dict
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """{the tasks a schedule entry trains: its traced step} (schedules.TaskSchedule.tasks_at)."""
-    update = _Update(state.model, state.optimizer, state.variables, config.training.grad_clip_norm)
-    tasks = {t.name: t for t in config.tasks}
-    if config.training.schedule == "accumulate":
-        return {tuple(tasks): accumulate_step(strategy, update, tasks, iterators)}
     return {
-        (name,): single_task_step(strategy, update, task, iterators[name])
-        for name, task in tasks.items()
+        key: tf.function(body, autograph=False)
+        for key, body in step_bodies(config, strategy, state, iterators).items()
     }
+
+
+class MultiStep:
+    """Runs several steps in ONE traced call: `run(branch_ids)` executes step k with
+    `bodies[branch_ids[k]]` (tf.switch_case inside a tf.while_loop), so the schedule's exact
+    task sequence is kept while Python is entered once per loop, not once per step.
+
+    Generic over step kinds: a body is any untraced callable returning {task: {"loss",
+    "metric"}} for the tasks it trained (single-task, accumulate, or other branches' steps).
+    `run` returns float32 losses and metrics [steps, len(task_names)], zero for tasks a step did
+    not train. One trace serves every loop length (the ids' length is dynamic).
+    """
+
+    def __init__(self, bodies: Sequence[Callable[[], dict]], task_names: Sequence[str]):
+        self.task_names = list(task_names)
+        branches = [self._flat(body) for body in bodies]
+
+        def one_step(branch_id):
+            if len(branches) == 1:
+                return branches[0]()
+            return tf.switch_case(branch_id, branches)
+
+        @tf.function(
+            autograph=False, input_signature=[tf.TensorSpec([None], tf.int32, name="branch_ids")]
+        )
+        def run(branch_ids):
+            n = tf.shape(branch_ids)[0]
+            width = len(self.task_names)
+
+            def loop_body(k, losses, metrics):
+                loss, metric = one_step(branch_ids[k])
+                return k + 1, losses.write(k, loss), metrics.write(k, metric)
+
+            arrays = [tf.TensorArray(tf.float32, size=n, element_shape=[width]) for _ in "lm"]
+            _, losses, metrics = tf.while_loop(
+                lambda k, *_: k < n, loop_body, (tf.constant(0), *arrays)
+            )
+            return losses.stack(), metrics.stack()
+
+        self.run = run
+
+    def _flat(self, body: Callable[[], dict]) -> Callable[[], tuple[tf.Tensor, tf.Tensor]]:
+        def branch():
+            out = body()
+            zero = tf.zeros([], tf.float32)
+            names = self.task_names
+
+            def column(key):
+                cells = [tf.cast(out[n][key], tf.float32) if n in out else zero for n in names]
+                return tf.stack(cells)
+
+            return column("loss"), column("metric")
+
+        return branch
+
+
+def loop_chunks(start: int, total: int, training: Training) -> list[tuple[int, int]]:
+    """[start, end) of each traced call: `steps_per_loop` steps, cut short at every log_every
+    and checkpoint_every step (so logs and checkpoints land where they would step by step)."""
+    chunks = []
+    i = start
+    while i < total:
+        end = min(total, (i // training.steps_per_loop + 1) * training.steps_per_loop)
+        for every in (training.log_every, training.checkpoint_every):
+            end = min(end, (i // every + 1) * every)
+        chunks.append((i, end))
+        i = end
+    return chunks
 
 
 # ----------------------------------------------------------------------------------------------
@@ -385,30 +485,40 @@ def run_loop(
     config: TrainerConfig,
     state: TrainState,
     schedule: schedules.TaskSchedule,
-    step_fns: Mapping[tuple[str, ...], Callable[[], dict]],
+    bodies: Mapping[tuple[str, ...], Callable[[], dict]],
     total_steps: int,
     model_dir: str,
     chief: bool,
 ) -> list[dict]:
-    """Trains from `state.start_step` to `total_steps`; returns the log windows' rows."""
+    """Trains from `state.start_step` to `total_steps` in loops of `training.steps_per_loop`
+    steps (loop_chunks; MultiStep runs one); returns the log windows' rows.
+
+    `bodies` maps the tasks of a schedule entry to its untraced step body (step_bodies)."""
     training = config.training
     tasks = {t.name: t for t in config.tasks}
+    names = list(tasks)
+    keys = list(bodies)
+    multi = MultiStep([bodies[k] for k in keys], names)
     writer = _summary_writer(model_dir, "train", chief)
     history: list[dict] = []
     pending: dict[str, list[dict]] = {name: [] for name in tasks}
     window_start, window_time = state.start_step, time.perf_counter()
-    for i in range(state.start_step, total_steps):
-        for name, summary in step_fns[schedule.tasks_at(i)]().items():
-            pending[name].append(summary)
-        state.step.assign(i + 1)
-        done = i + 1
+    for begin, done in loop_chunks(state.start_step, total_steps, training):
+        entries = [schedule.tasks_at(i) for i in range(begin, done)]
+        ids = np.array([keys.index(e) for e in entries], np.int32)
+        losses, metrics_ = (a.numpy() for a in multi.run(tf.constant(ids)))
+        for k, entry in enumerate(entries):
+            for name in entry:
+                j = names.index(name)
+                pending[name].append({"loss": losses[k, j], "metric": metrics_[k, j]})
+        state.step.assign(done)
         if done % training.log_every == 0 or done == total_steps:
             now = time.perf_counter()
             rate = (done - window_start) / max(now - window_time, 1e-9)
             window = _summarise(pending, done)
             history.extend(window)
             base_lr = schedules.warmup_cosine(
-                i, training.learning_rate, training.warmup_steps, total_steps
+                done - 1, training.learning_rate, training.warmup_steps, total_steps
             )
             _write_train_summaries(writer, window, tasks, base_lr, done, rate)
             log.info(_progress_line(done, total_steps, rate, base_lr, window, tasks))
@@ -646,8 +756,8 @@ def _summarise(pending: dict[str, list[dict]], step: int) -> list[dict]:
                 {
                     "step": step,
                     "task": name,
-                    "loss": float(np.mean([s["loss"].numpy() for s in summaries])),
-                    "metric": float(np.mean([s["metric"].numpy() for s in summaries])),
+                    "loss": float(np.mean([s["loss"] for s in summaries])),
+                    "metric": float(np.mean([s["metric"] for s in summaries])),
                     "steps": len(summaries),
                 }
             )

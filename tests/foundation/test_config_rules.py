@@ -101,6 +101,7 @@ REJECTED = [
     # training
     _row("training.steps=0", "training.steps: must be positive, got 0"),
     _row("training.log_every=0", "training.log_every: must be positive, got 0"),
+    _row("training.steps_per_loop=0", "training.steps_per_loop: must be positive, got 0"),
     _row("training.checkpoint_every=-1", "training.checkpoint_every: must be positive"),
     _row("training.checkpoints_to_keep=0", "training.checkpoints_to_keep: must be positive"),
     _row("training.learning_rate=0", "training.learning_rate: must be positive"),
@@ -202,6 +203,8 @@ ACCEPTED = [
     ["training.log_every=1", "training.warmup_steps=0", "training.eval_steps=0"],
     ["training.eval_batch_size=0", "training.weight_decay=0", "training.grad_clip_norm=0"],
     ["training.momentum=0", "training.seed=0"],
+    ["training.steps_per_loop=1", "training.jit_compile=true"],
+    ["training.steps_per_loop=1000", "training.log_every=7"],
     ["training.momentum=1"],
     ["evaluation.max_regression=0"],
     ["serving.port=0", "serving.metrics_port=0", "serving.batch_timeout_micros=0"],
