@@ -94,3 +94,11 @@ def test_model_report_shows_the_pretrained_models_figures(vatt_run):
     assert os.path.getsize(os.path.join(folder, summary["pretraining_picture"])) > 1000
     with open(os.path.join(folder, "index.html")) as f:
         assert "id='pretraining'" in f.read()
+
+
+def test_pretrainer_exported_the_embedding_signatures(vatt_run):
+    model = os.path.join(_uri(vatt_run, "Pretrainer", "model"), "Format-Serving")
+    loaded = tf.saved_model.load(os.path.join(model, "embeddings", "1"))
+    assert {"embed_examples", "embed_text", "rank_captions"} <= set(loaded.signatures)
+    text = loaded.signatures["embed_text"](captions=tf.constant(["digit moves up"]))["text"]
+    assert abs(float(tf.norm(text[0])) - 1.0) < 1e-5
