@@ -77,3 +77,22 @@ def test_without_probe_the_section_says_so(tmp_path):
     loaded = pretraining.load_pretraining(_write_model(tmp_path / "m", probe=False))
     assert "No linear probe" in pretraining.section(loaded, None)
     assert "linear probe" not in report.describe_pretraining(loaded)
+
+
+def test_model_report_takes_the_pretrainers_model_only_with_pretraining():
+    import dataclasses
+    import pathlib
+
+    from core import config as config_lib
+    from pipeline.pipeline import create_pipeline
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "vatt.yaml"
+    config = config_lib.load(str(path))
+    nodes = {c.id: c for c in create_pipeline(config, pipeline_root="r", data_root="d").components}
+    channel = nodes["ModelReport"].inputs["pretrained_model"]
+    assert channel.producer_component_id == "Pretrainer"
+    off = dataclasses.replace(
+        config, pretraining=dataclasses.replace(config.pretraining, enabled=False)
+    )
+    nodes = {c.id: c for c in create_pipeline(off, pipeline_root="r", data_root="d").components}
+    assert "Pretrainer" not in nodes and "pretrained_model" not in nodes["ModelReport"].inputs
