@@ -182,6 +182,8 @@ def model_stages(
         model_run=trainer.outputs["model_run"],
         examples=examples,
         config_json=report_config_json(config),
+        # Only with pretraining: its retrieval and linear-probe figures join the report.
+        **({"pretrained_model": pretrainer.outputs["model"]} if pretrainer else {}),
     )
     serving_validator = ServingValidator(
         model=trainer.outputs["model"],

@@ -212,6 +212,16 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, help="labels to print (default: serving.top_k)")
     parser.add_argument("--json", action="store_true", help="print JSON lines for machines")
     parser.add_argument("--timeout", type=float, help="seconds per call (default: config)")
+    parser.add_argument(
+        "--embed",
+        action="store_true",
+        help="VATT: print each video's embeddings (video-audio, audio, video-text spaces)",
+    )
+    parser.add_argument(
+        "--rank-captions",
+        metavar="'A|B|C'",
+        help="VATT: rank these captions ('|'-separated) for each video, best first",
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="video, audio or image files")
 
 
@@ -219,6 +229,18 @@ def format_prediction(prediction: Prediction) -> str:
     clips = f", {prediction.clips} clips" if prediction.clips != 1 else ""
     lines = [f"{prediction.file}  [{prediction.task}, version {prediction.model_version}{clips}]"]
     lines += [f"  {score:7.4f}  {label}" for label, score in prediction.top_k]
+    return "\n".join(lines)
+
+
+def format_vatt(result) -> str:
+    """serving.embeddings' Embedding or Ranking as terminal lines."""
+    head = f"{result.file}  [version {result.model_version}, {result.clips} clips]"
+    if hasattr(result, "ranked"):
+        return "\n".join([head] + [f"  {score:7.4f}  {text}" for text, score in result.ranked])
+    lines = [head]
+    for space, vector in result.vectors.items():
+        shown = " ".join(f"{v:.4f}" for v in vector)
+        lines.append(f"  {space} ({len(vector)}): {shown}")
     return "\n".join(lines)
 
 
@@ -240,9 +262,30 @@ def predict(args: argparse.Namespace) -> int:
     )
     k = serving.top_k if args.top_k is None else args.top_k
     failed = 0
+    if args.embed or args.rank_captions:
+        from serving import embeddings
+
+        if args.embed and args.rank_captions:
+            print(
+                "polyvit predict: --embed and --rank-captions exclude each other", file=sys.stderr
+            )
+            return 2
+        try:
+            captions = embeddings.split_captions(args.rank_captions) if args.rank_captions else []
+        except ValueError as e:
+            print(f"polyvit predict: {e}", file=sys.stderr)
+            return 2
     with client:
         for path in args.files:
             try:
+                if args.embed or args.rank_captions:
+                    result = (
+                        embeddings.rank_file(client, path, captions)
+                        if captions
+                        else embeddings.embed_file(client, path)
+                    )
+                    print(json.dumps(asdict(result)) if args.json else format_vatt(result))
+                    continue
                 predictions = client.predict_file(path, args.task, k)
             except (ValueError, MediaError) as e:
                 print(f"polyvit predict: {e}", file=sys.stderr)

@@ -180,6 +180,22 @@ class PolyvitClient:
         outputs["model_version"] = response.model_spec.version.value
         return outputs
 
+    def predict_inputs(self, signature: str, inputs: dict[str, list]) -> dict:
+        """Runs any signature on named string inputs (e.g. VATT's rank_captions: examples and
+        captions); numpy outputs plus the answering version."""
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = signature
+        for name, values in inputs.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+        response = self._call(self._stub.Predict, request)
+        outputs = {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+        outputs["model_version"] = response.model_spec.version.value
+        return outputs
+
     def _tasks_for(self, path: str, task: str | None) -> list[tuple[str, str]]:
         tasks = self.tasks()
         if task is not None:
@@ -312,6 +328,25 @@ class PolyvitRestClient(PolyvitClient):
         body = {
             "signature_name": task,
             "inputs": {EXAMPLES_INPUT: [{"b64": base64.b64encode(s).decode()} for s in serialized]},
+        }
+        outputs = self._request(f"{self._url}:predict", body)["outputs"]
+        result: dict = {k: np.asarray(v) for k, v in outputs.items()}
+        result["model_version"] = self._version
+        return result
+
+    def predict_inputs(self, signature: str, inputs: dict[str, list]) -> dict:
+        import base64
+
+        self.signature_defs()  # the version this client reports
+        body = {
+            "signature_name": signature,
+            "inputs": {
+                name: [
+                    {"b64": base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()}
+                    for v in values
+                ]
+                for name, values in inputs.items()
+            },
         }
         outputs = self._request(f"{self._url}:predict", body)["outputs"]
         result: dict = {k: np.asarray(v) for k, v in outputs.items()}

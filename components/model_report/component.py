@@ -2,7 +2,8 @@
 
 Inputs: the Evaluator's ModelEvaluation (TFMA output: candidate, and the baseline's numbers
 when there was one) and ModelBlessing, the Trainer's Model and ModelRun (training curves and
-the trainer's own eval numbers) and the Examples (label vocabularies). Output: a `ModelReport`
+the trainer's own eval numbers), the Examples (label vocabularies) and, with VATT
+pretraining, the Pretrainer's Model (retrieval and linear-probe figures). Output: a `ModelReport`
 artifact holding index.html; its `decision` custom property is BLESSED or NOT_BLESSED.
 Parameter: `config_json`, the JSON of the report's slice of the config (report.ReportConfig).
 
@@ -41,6 +42,7 @@ def ModelReport(
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
     model_run: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelRun] = None,
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
+    pretrained_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
 ) -> None:
     """Writes the report of `evaluation` into the `report` artifact."""
     config = config_lib.slice_from_json(
@@ -56,6 +58,7 @@ def ModelReport(
         examples_uri=examples.uri if examples is not None else None,
         # TFX's span property (0 without spans), as MediaExampleGen writes it.
         spans=[examples.get_int_custom_property("span")] if examples is not None else [],
+        pretrained_model_uri=pretrained_model.uri if pretrained_model is not None else None,
     )
     report.set_string_custom_property("decision", summary["decision"])
     report.set_string_custom_property("index", report.uri.rstrip("/") + "/" + report_lib.INDEX)

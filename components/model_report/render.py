@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
-def _save(figure, path: str) -> None:
+def save_figure(figure, path: str) -> None:
     with tf.io.gfile.GFile(path, "wb") as f:
         figure.savefig(f, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
@@ -50,7 +50,7 @@ def confusion_png(matrix: np.ndarray, labels: list[str], title: str, path: str) 
                         fontsize=7,
                         color=colour,
                     )
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str, path: str) -> None:
@@ -63,7 +63,7 @@ def curves_png(scalars: dict[str, list[tuple[int, float]]], title: str, path: st
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
     figure.suptitle(title, y=1.04)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def _number(value) -> str:
@@ -150,6 +150,11 @@ def page(summary: dict, pictures: dict[str, dict[str, str]]) -> str:
             "metrics",
         )
     )
+    if summary.get("pretraining"):
+        from components.model_report import pretraining
+
+        picture = summary.get("pretraining_picture")
+        parts.append(pretraining.section(summary["pretraining"], picture))
     for task in summary["tasks"]:
         name = task["name"]
         parts.append(f"<section class='task' id='task-{html.escape(name)}'>")

@@ -18,7 +18,7 @@ import os
 
 import tensorflow as tf
 
-from components.model_report import render, results
+from components.model_report import pretraining, render, results
 from core.config import Config, Evaluation, LabelType, Modality, TaskThresholds
 from trainer.metrics import headline_metric_name
 
@@ -158,9 +158,12 @@ def write_report(
     model_roots: tuple[str, ...] = (),
     examples_uri: str | None = None,
     spans: list[int] | None = None,
+    pretrained_model_uri: str | None = None,
 ) -> dict:
     """Writes index.html, the PNGs and summary.json into `output_dir`; returns the summary.
-    `spans`: the data spans the model was trained on (the Examples artifacts' `span`)."""
+    `spans`: the data spans the model was trained on (the Examples artifacts' `span`);
+    `pretrained_model_uri`: the Pretrainer's model (VATT), whose retrieval and probe figures
+    get a section and a picture."""
     tf.io.gfile.makedirs(output_dir)
     summary = build_summary(
         config, evaluation_uri, blessing_uri=blessing_uri, model_roots=model_roots
@@ -169,6 +172,11 @@ def write_report(
         "spans": sorted(spans or []),
         "warm_start": load_warm_start(*model_roots),
     }
+    pretrained = pretraining.load_pretraining(pretrained_model_uri)
+    if pretrained is not None:
+        summary["pretraining"] = pretrained
+        summary["pretraining_picture"] = pretraining.PICTURE
+        pretraining.retrieval_png(pretrained, os.path.join(output_dir, pretraining.PICTURE))
     names = [t.name for t in config.tasks]
     vocabularies = results.load_vocabularies(examples_uri, names)
     matrices = results.load_confusion_matrices(
@@ -235,6 +243,19 @@ def describe_training_data(trained_on: dict) -> str:
     return text
 
 
+def describe_pretraining(pretrained: dict) -> str:
+    """One line: the pretrained model's R@1 against chance per pair and the linear probe."""
+    parts = [
+        f"{title} R@1 {pretrained['retrieval'][pair]['R@1']:.3f} "
+        f"(chance {pretrained['retrieval'][pair]['chance_R@1']:.3f})"
+        for pair, title in pretraining.PAIRS
+    ]
+    probe = pretrained.get("linear_probe") or {}
+    if probe:
+        parts.append(f"linear probe top-1 {probe['task_top1']:.3f} (chance {probe['chance']:.3f})")
+    return "Pretrained model: " + "; ".join(parts)
+
+
 def _format(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -252,6 +273,8 @@ def summarize_report(report_dir: str) -> str:
     ]
     if "trained_on" in summary:
         lines.append(describe_training_data(summary["trained_on"]))
+    if summary.get("pretraining"):
+        lines.append(describe_pretraining(summary["pretraining"]))
     for task in summary["tasks"]:
         headline = task["headline"]
         text = f"  {task['name']:<16} {headline} {_format(task['metrics'].get(headline))}"

@@ -81,3 +81,24 @@ def test_fine_tuning_started_from_the_pretrained_encoder(vatt_run):
     # Two small fine-tuning steps move the weights a little: one of the trainer's matrices of
     # that shape is still close to the pretrained one (a fresh init would be far from it).
     assert any(np.abs(t - start).max() < 0.05 for t in shaped)
+
+
+def test_model_report_shows_the_pretrained_models_figures(vatt_run):
+    folder = _uri(vatt_run, "ModelReport", "report")
+    with open(os.path.join(folder, "summary.json")) as f:
+        summary = json.load(f)
+    pretrained = summary["pretraining"]
+    assert pretrained["steps"] == 3
+    assert set(pretrained["retrieval"]) == {"video_to_audio", "video_to_text"}
+    assert pretrained["linear_probe"]["chance"] == 0.25
+    assert os.path.getsize(os.path.join(folder, summary["pretraining_picture"])) > 1000
+    with open(os.path.join(folder, "index.html")) as f:
+        assert "id='pretraining'" in f.read()
+
+
+def test_pretrainer_exported_the_embedding_signatures(vatt_run):
+    model = os.path.join(_uri(vatt_run, "Pretrainer", "model"), "Format-Serving")
+    loaded = tf.saved_model.load(os.path.join(model, "embeddings", "1"))
+    assert {"embed_examples", "embed_text", "rank_captions"} <= set(loaded.signatures)
+    text = loaded.signatures["embed_text"](captions=tf.constant(["digit moves up"]))["text"]
+    assert abs(float(tf.norm(text[0])) - 1.0) < 1e-5

@@ -4,7 +4,8 @@ the co-training Trainer starts from its output (`base_model`).
 Pretraining stage: reads the `pretraining.task` records of the train split, the caption
 vocabulary Transform computed (asset `caption_vocabulary`), trains (checkpoints in the
 model_run_dir: a retried execution resumes), then writes to its `model` output
-(serving_model_dir) the final checkpoint, the vocabulary and `retrieval.json`: zero-shot
+(serving_model_dir) the final checkpoint, the vocabulary, the embedding SavedModel
+(trainer/vatt/embed_export.py, in `embeddings/1/`) and `retrieval.json`: zero-shot
 video->audio and video->text retrieval on the eval split.
 """
 
@@ -66,6 +67,9 @@ def run_fn(fn_args) -> None:
     out = fn_args.serving_model_dir
     pretrain.save_vocabulary(out, vocabulary)
     tf.train.Checkpoint(model=result.model).save(os.path.join(out, "vatt"))
+    from trainer.vatt.embed_export import export_embeddings
+
+    log.info("embedding signatures: %s", export_embeddings(result.model, config, vocabulary, out))
     metrics = pretrain.zero_shot_retrieval(
         pretrain.embed_split(result.model, config, evaluate, vocabulary)
     )
