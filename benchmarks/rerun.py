@@ -106,7 +106,7 @@ def main() -> None:
     cached, total = cached_stages(pipeline_root, before)
     print(
         f"2. unchanged re-run: {again:.1f} s = {again / first:.3f} of the first (goal <= 0.10); "
-        f"{cached}/{total} stages from TFX's cache"
+        f"{cached}/{total} executions from TFX's cache (the Resolver always runs)"
     )
 
     polyvit("make-demo-data", data_root, "--span", "2", "--scale", args.scale)
@@ -118,7 +118,7 @@ def main() -> None:
     print(
         f"3. after adding span {ex['span']}: {added:.1f} s = {added / first:.3f} of the first; "
         f"{ex['inputs']} inputs: {ex['inputs'] - reused} decoded, {reused} reused from the "
-        f"decode cache; {cached}/{total} stages from TFX's cache"
+        f"decode cache; {cached}/{total} executions from TFX's cache (the Resolver always runs)"
     )
 
 
