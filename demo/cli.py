@@ -29,6 +29,14 @@ def add_make_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace dataset folders in DIR even if make-demo-data did not write them",
     )
+    parser.add_argument(
+        "--span",
+        type=int,
+        default=None,
+        metavar="N",
+        help="write DIR/span-N instead: the newest earlier span plus about 10%% new media "
+        "(a whole generation if there is none); for configs/demo_spans.yaml",
+    )
 
 
 class _ProgressPrinter:
@@ -70,6 +78,8 @@ def make_demo_data(args: argparse.Namespace) -> int:
     from demo.generate import generate
 
     began = time.perf_counter()
+    if args.span is not None:
+        return _make_span(args, began)
     print(f"Writing the {args.scale} demo datasets (seed {args.seed}) to {args.dir}", flush=True)
     try:
         results = generate(
@@ -83,4 +93,21 @@ def make_demo_data(args: argparse.Namespace) -> int:
         f"Done in {time.perf_counter() - began:.1f} s; every file is listed in "
         f"{args.dir}/{presets.MANIFEST}"
     )
+    return 0
+
+
+def _make_span(args: argparse.Namespace, began: float) -> int:
+    from demo.spans import make_span
+
+    try:
+        result, _ = make_span(
+            args.dir, args.span, args.scale, args.seed, progress=_ProgressPrinter()
+        )
+    except (FileExistsError, ValueError) as e:
+        print(f"polyvit make-demo-data: {e}", file=sys.stderr)
+        return 2
+    base = "a whole generation" if result.base_span is None else f"span {result.base_span} plus"
+    added = ", ".join(f"{name}={n}" for name, n in result.added.items())
+    print(f"Span {result.span} in {result.path}: {base} new files {added}")
+    print(f"Done in {time.perf_counter() - began:.1f} s")
     return 0

@@ -1,0 +1,126 @@
+"""Re-run benchmark (issue 15): what caching and the decode cache save on a scheduled re-run.
+
+    .venv/bin/python benchmarks/rerun.py [--scale small|full] [--steps 150] [--work DIR]
+
+In one run, on the demo data in its span layout (`configs/demo_spans.yaml`):
+  1. `polyvit run` on span 1 (a whole demo generation): the reference wall time;
+  2. `polyvit run` again, nothing changed: its time / the first (goal <= 0.10), and the stages
+     TFX served from its cache;
+  3. `make-demo-data --span 2` (span 1 + ~10% new media), then `polyvit run`: its time / the
+     first, and the media files decoded vs reused from the decode cache (the Examples'
+     `inputs` and `decode_cache_reused` properties).
+Wall times are of the real CLI in a subprocess, process start-up included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from ml_metadata.metadata_store import metadata_store
+from tfx import v1 as tfx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "demo_spans.yaml")
+
+
+def polyvit(*args: str) -> float:
+    """Runs the CLI; returns its wall time in seconds. Fails loudly if the command fails."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "TF_USE_LEGACY_KERAS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - began
+    if done.returncode:
+        sys.exit(f"polyvit {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def newest_examples(pipeline_root: str) -> dict:
+    """span, inputs and decode_cache_reused of the newest Examples artifact."""
+    path = os.path.join(pipeline_root, "metadata.sqlite")
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+    )
+    newest = max(store.get_artifacts_by_type("Examples"), key=lambda a: a.id)
+    props = newest.custom_properties
+    return {
+        name: props[name].int_value if name in props else None
+        for name in ("span", "inputs", "decode_cache_reused")
+    }
+
+
+def cached_stages(pipeline_root: str, since_id: int) -> tuple[int, int]:
+    """(cached, all) executions newer than since_id."""
+    path = os.path.join(pipeline_root, "metadata.sqlite")
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+    )
+    newer = [e for e in store.get_executions() if e.id > since_id]
+    cached = sum(e.last_known_state == e.CACHED for e in newer)
+    return cached, len(newer)
+
+
+def last_execution_id(pipeline_root: str) -> int:
+    path = os.path.join(pipeline_root, "metadata.sqlite")
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+    )
+    return max((e.id for e in store.get_executions()), default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=("small", "full"), default="small")
+    parser.add_argument("--steps", type=int, default=150, help="training.steps of each run")
+    parser.add_argument("--work", default=None, help="folder for data and runs (default: temp)")
+    args = parser.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="polyvit-rerun-")
+    data_root, pipeline_root = os.path.join(work, "data"), os.path.join(work, "run")
+    run = [
+        "run",
+        "--config",
+        CONFIG,
+        *("--set", f"data_root={data_root}"),
+        *("--set", f"pipeline_root={pipeline_root}"),
+        *("--set", f"serving.push_dir={os.path.join(work, 'serving')}"),
+        *("--set", f"training.steps={args.steps}"),
+    ]
+    polyvit("make-demo-data", data_root, "--span", "1", "--scale", args.scale)
+    first = polyvit(*run)
+    first_ex = newest_examples(pipeline_root)
+    print(f"1. first run (span {first_ex['span']}, {first_ex['inputs']} inputs): {first:.1f} s")
+
+    before = last_execution_id(pipeline_root)
+    again = polyvit(*run)
+    cached, total = cached_stages(pipeline_root, before)
+    print(
+        f"2. unchanged re-run: {again:.1f} s = {again / first:.3f} of the first (goal <= 0.10); "
+        f"{cached}/{total} executions from TFX's cache (the Resolver always runs)"
+    )
+
+    polyvit("make-demo-data", data_root, "--span", "2", "--scale", args.scale)
+    before = last_execution_id(pipeline_root)
+    added = polyvit(*run)
+    cached, total = cached_stages(pipeline_root, before)
+    ex = newest_examples(pipeline_root)
+    reused = ex["decode_cache_reused"] or 0
+    print(
+        f"3. after adding span {ex['span']}: {added:.1f} s = {added / first:.3f} of the first; "
+        f"{ex['inputs']} inputs: {ex['inputs'] - reused} decoded, {reused} reused from the "
+        f"decode cache; {cached}/{total} executions from TFX's cache (the Resolver always runs)"
+    )
+
+
+if __name__ == "__main__":
+    main()
