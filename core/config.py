@@ -158,6 +158,12 @@ class Model:
     overrides: dict[str, Any] = field(default_factory=dict)
     # Optional ViT .npz (vit_jax or big_vision layout, trainer/vit_checkpoint.py) to start from.
     init_checkpoint: str = ""
+    # How a clip becomes tokens: `tubelets` (PolyViT: the video tokenizer's t x p x p tubelets)
+    # or `frames` (IV-ViT: every frame through the image tokenizer and the shared encoder as an
+    # image, fused late, trainer/late_fusion.py; no video tokenizer exists then).
+    video_encoding: Literal["tubelets", "frames"] = "tubelets"
+    # With frames: average the frames' logits, or mean-pool their class tokens before the head.
+    late_fusion: Literal["logits", "features"] = "logits"
 
     def size(self) -> ModelSize:
         if self.preset not in MODEL_PRESETS:
@@ -523,7 +529,8 @@ def _check_values(config: Config) -> Config:
     rules.check_tasks(config.tasks)
     rules.check_ingestion(config.ingestion)
     rules.check_inputs(config.inputs)
-    rules.check_patches(config.inputs, rules.check_model(config.model))
+    rules.check_patches(config.inputs, rules.check_model(config.model), config.model.video_encoding)
+    rules.check_video_encoding(config.model, config.inputs)
     rules.check_training(config.training)
     rules.check_evaluation(config.evaluation)
     rules.check_serving(config.serving)
@@ -637,7 +644,12 @@ def _check_slice_values(config_slice: Any) -> Any:
     elif isinstance(config_slice, TrainerConfig):
         rules.check_tasks(config_slice.tasks)
         rules.check_inputs(config_slice.inputs)
-        rules.check_patches(config_slice.inputs, rules.check_model(config_slice.model))
+        rules.check_patches(
+            config_slice.inputs,
+            rules.check_model(config_slice.model),
+            config_slice.model.video_encoding,
+        )
+        rules.check_video_encoding(config_slice.model, config_slice.inputs)
         rules.check_training(config_slice.training)
         rules.check_sample_rate(config_slice.sample_rate)
         rules.check_pretraining(config_slice.pretraining, config_slice.tasks)

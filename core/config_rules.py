@@ -137,7 +137,7 @@ def check_model(model: Model) -> ModelSize:
     return size
 
 
-def check_patches(inputs: Inputs, size: ModelSize) -> None:
+def check_patches(inputs: Inputs, size: ModelSize, video_encoding: str = "tubelets") -> None:
     """The input shapes must tile into the model's patches and tubelets."""
     for name in ("image_size", "video_size"):
         value = getattr(inputs, name)
@@ -145,8 +145,18 @@ def check_patches(inputs: Inputs, size: ModelSize) -> None:
             raise ConfigError(
                 f"inputs.{name}: {value} is not a multiple of the patch size {size.patch_size}"
             )
-    if inputs.num_frames % size.tubelet_frames:
+    if video_encoding == "tubelets" and inputs.num_frames % size.tubelet_frames:
         raise ConfigError("inputs.num_frames: must be a multiple of model tubelet_frames")
+
+
+def check_video_encoding(model: Model, inputs: Inputs) -> None:
+    """Frames share the image tokenizer, whose positional embedding fixes one frame size."""
+    if model.video_encoding == "frames" and inputs.video_size != inputs.image_size:
+        raise ConfigError(
+            f"inputs.video_size: must equal inputs.image_size ({inputs.image_size}) with "
+            f"model.video_encoding=frames (frames go through the image tokenizer), "
+            f"got {inputs.video_size}"
+        )
 
 
 def _check_visual_inputs(inputs: Inputs) -> None:
