@@ -128,3 +128,16 @@ def test_the_exported_video_signature_fuses_as_training_does(tmp_path):
     assert served.shape == (2, 4)
     np.testing.assert_allclose(served, trained, atol=1e-5)
     assert not np.allclose(served[0], served[1])
+
+
+def test_shipped_ivvit_config_builds_one_image_path_for_both_tasks():
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "ivvit.yaml"
+    config = config_lib.load(str(path))
+    assert config.model.video_encoding == "frames"
+    assert {t.modality for t in config.tasks} == {"image", "video"}
+    built = build_model(config.model, config.tasks, config.inputs)
+    assert list(built.tokenizers) == ["image"]
+    video = tf.zeros((1, *input_pipeline.feature_shape(config.task("motion"), config.inputs)))
+    assert built({"video": video}, task="motion").shape == (1, 4)
