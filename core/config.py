@@ -40,7 +40,7 @@ Layout = Literal[
 # How MediaExampleGen writes its TFRecords: "none" is what DMVR's default TFRecordsSource()
 # (and so scenic's and VATT's factories) reads; every reader of the project detects either.
 Compression = Literal["none", "gzip"]
-Schedule = Literal["weighted", "uniform", "task_by_task", "accumulate"]
+Schedule = Literal["weighted", "uniform", "task_by_task", "accumulate", "every_task"]
 Strategy = Literal["default", "mirrored", "multi_worker_mirrored", "tpu"]
 
 
@@ -83,6 +83,9 @@ class Task:
     num_classes: int = 0
     batch_size: int = 32
     lr_multiplier: float = 1.0
+    # The every_task schedule (IV-ViT): this task's optimizer decays by
+    # training.weight_decay * weight_decay_multiplier (other schedules share one optimizer).
+    weight_decay_multiplier: float = 1.0
     loss_weight: float = 1.0
     # Relative sampling weight for the `weighted` schedule; PolyViT sets it to the task's step
     # budget, so `steps` below doubles as the default weight when this is 0.

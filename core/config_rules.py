@@ -80,7 +80,11 @@ def check_tasks(tasks: list[Task]) -> None:
         key = f"tasks.{task.name}"
         _positive(task, key, ("num_classes", "batch_size"))
         # Non-negative weights and budgets keep every task's sampling weight positive.
-        _not_negative(task, key, ("lr_multiplier", "loss_weight", "sampling_weight", "steps"))
+        _not_negative(
+            task,
+            key,
+            ("lr_multiplier", "weight_decay_multiplier", "loss_weight", "sampling_weight", "steps"),
+        )
         _fraction(task, key, ("label_smoothing",), upper=")")
         _fraction(task.eval, f"{key}.eval", ("min_metric",))
         _not_negative(task.data, f"{key}.data", ("sample_rate",))

@@ -27,6 +27,11 @@ REJECTED = [
     _row("tasks.digits.data.root=''", "tasks.digits.data.root: the task has no data path"),
     _row("tasks.tone_mix.label_type=single", "tasks.tone_mix.label_type: audioset_csv data"),
     _row("tasks.digits.lr_multiplier=-1", "tasks.digits.lr_multiplier: must not be negative"),
+    _row(
+        "tasks.digits.weight_decay_multiplier=-1",
+        "tasks.digits.weight_decay_multiplier: must not be negative",
+    ),
+    _row("training.schedule=every_batch", "training.schedule: 'every_batch' is not one of"),
     _row("tasks.digits.loss_weight=-0.5", "tasks.digits.loss_weight: must not be negative"),
     _row("tasks.digits.sampling_weight=-1", "tasks.digits.sampling_weight: must not be negative"),
     _row("tasks.digits.steps=-1", "tasks.digits.steps: must not be negative"),
