@@ -90,3 +90,49 @@ def test_each_step_applies_every_task_with_its_own_batch_and_optimizer(tmp_path)
     path = manager.save()
     names = [n for n, _ in tf.train.list_variables(path)]
     assert any(n.startswith("task_optimizers/motion") for n in names)
+
+
+def _setup(config, directory):
+    model = build_model(config.model, config.tasks, feature_shapes=SHAPES)
+    checkpoint = tf.train.Checkpoint(model=model)
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)
+    if manager.latest_checkpoint:  # as train_loop.restore does, before the hook runs
+        checkpoint.restore(manager.latest_checkpoint)
+
+    class State:  # the fields of train_loop.TrainState the hook reads
+        pass
+
+    state = State()
+    state.model, state.manager = model, manager
+    iterators = {
+        t.name: iter(
+            tf.data.Dataset.range(100).map(
+                lambda _, t=t: (
+                    {t.modality: tf.random.normal((t.batch_size, *SHAPES[t.modality]))},
+                    tf.one_hot(tf.zeros([t.batch_size], tf.int32), t.num_classes),
+                )
+            )
+        )
+        for t in config.tasks
+    }
+    strategy = tf.distribute.get_strategy()
+    fns = every_task.step_functions(config, strategy, state, iterators, total_steps=10)
+    return checkpoint, manager, fns[("digits", "motion")]
+
+
+def test_a_resumed_run_restores_each_tasks_optimizer(tmp_path):
+    config = every_task_config()
+    checkpoint, manager, step = _setup(config, str(tmp_path))
+    for _ in range(2):
+        step()
+    saved = {
+        n: [v.numpy() for v in getattr(checkpoint.task_optimizers, n).variables]
+        for n in ("digits", "motion")
+    }
+    manager.save()
+    again, _, _ = _setup(config, str(tmp_path))
+    for name, values in saved.items():
+        restored = getattr(again.task_optimizers, name)
+        assert int(restored.iterations.numpy()) == 2, name
+        for a, b in zip(restored.variables, values, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b)
