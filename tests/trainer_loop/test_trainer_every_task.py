@@ -136,3 +136,47 @@ def test_a_resumed_run_restores_each_tasks_optimizer(tmp_path):
         assert int(restored.iterations.numpy()) == 2, name
         for a, b in zip(restored.variables, values, strict=True):
             np.testing.assert_array_equal(a.numpy(), b)
+
+
+def _random_batches(pattern, task, inputs, *, training, batch_size, **_):
+    """make_dataset_fn stand-in: random examples of the task's shape and batch size."""
+
+    def one(_):
+        features = {task.modality: tf.random.normal((batch_size, *SHAPES[task.modality]))}
+        return features, tf.one_hot(tf.zeros([batch_size], tf.int32), task.num_classes)
+
+    return tf.data.Dataset.range(1000).map(one)
+
+
+def test_the_training_loop_runs_and_resumes_the_every_task_schedule(tmp_path):
+    import dataclasses
+
+    from trainer import train_loop
+
+    config = every_task_config()
+    patterns = {t.name: "unused" for t in config.tasks}
+
+    def run(steps):
+        training = dataclasses.replace(
+            config.training, steps=steps, log_every=3, checkpoint_every=3
+        )
+        return train_loop.train(
+            dataclasses.replace(config, training=training),
+            str(tmp_path),
+            patterns,
+            None,
+            build_model_fn=lambda c: build_model(c.model, c.tasks, feature_shapes=SHAPES),
+            make_dataset_fn=_random_batches,
+        ).to_json()
+
+    first = run(6)
+    assert first["steps_per_task"] == {"digits": 6, "motion": 6}
+    assert [(h["task"], h["step"]) for h in first["history"]] == [
+        ("digits", 3),
+        ("motion", 3),
+        ("digits", 6),
+        ("motion", 6),
+    ]
+    resumed = run(9)
+    assert resumed["step"] == 9
+    assert [(h["task"], h["step"]) for h in resumed["history"]] == [("digits", 9), ("motion", 9)]
