@@ -40,7 +40,7 @@ Layout = Literal[
 # How MediaExampleGen writes its TFRecords: "none" is what DMVR's default TFRecordsSource()
 # (and so scenic's and VATT's factories) reads; every reader of the project detects either.
 Compression = Literal["none", "gzip"]
-Schedule = Literal["weighted", "uniform", "task_by_task", "accumulate"]
+Schedule = Literal["weighted", "uniform", "task_by_task", "accumulate", "every_task"]
 Strategy = Literal["default", "mirrored", "multi_worker_mirrored", "tpu"]
 
 
@@ -83,6 +83,9 @@ class Task:
     num_classes: int = 0
     batch_size: int = 32
     lr_multiplier: float = 1.0
+    # The every_task schedule (IV-ViT): this task's optimizer decays by
+    # training.weight_decay * weight_decay_multiplier (other schedules share one optimizer).
+    weight_decay_multiplier: float = 1.0
     loss_weight: float = 1.0
     # Relative sampling weight for the `weighted` schedule; PolyViT sets it to the task's step
     # budget, so `steps` below doubles as the default weight when this is 0.
@@ -158,6 +161,12 @@ class Model:
     overrides: dict[str, Any] = field(default_factory=dict)
     # Optional ViT .npz (vit_jax or big_vision layout, trainer/vit_checkpoint.py) to start from.
     init_checkpoint: str = ""
+    # How a clip becomes tokens: `tubelets` (PolyViT: the video tokenizer's t x p x p tubelets)
+    # or `frames` (IV-ViT: every frame through the image tokenizer and the shared encoder as an
+    # image, fused late, trainer/late_fusion.py; no video tokenizer exists then).
+    video_encoding: Literal["tubelets", "frames"] = "tubelets"
+    # With frames: average the frames' logits, or mean-pool their class tokens before the head.
+    late_fusion: Literal["logits", "features"] = "logits"
 
     def size(self) -> ModelSize:
         if self.preset not in MODEL_PRESETS:
@@ -531,7 +540,8 @@ def _check_values(config: Config) -> Config:
     rules.check_tasks(config.tasks)
     rules.check_ingestion(config.ingestion)
     rules.check_inputs(config.inputs)
-    rules.check_patches(config.inputs, rules.check_model(config.model))
+    rules.check_patches(config.inputs, rules.check_model(config.model), config.model.video_encoding)
+    rules.check_video_encoding(config.model, config.inputs)
     rules.check_training(config.training)
     rules.check_evaluation(config.evaluation)
     rules.check_serving(config.serving)
@@ -645,7 +655,12 @@ def _check_slice_values(config_slice: Any) -> Any:
     elif isinstance(config_slice, TrainerConfig):
         rules.check_tasks(config_slice.tasks)
         rules.check_inputs(config_slice.inputs)
-        rules.check_patches(config_slice.inputs, rules.check_model(config_slice.model))
+        rules.check_patches(
+            config_slice.inputs,
+            rules.check_model(config_slice.model),
+            config_slice.model.video_encoding,
+        )
+        rules.check_video_encoding(config_slice.model, config_slice.inputs)
         rules.check_training(config_slice.training)
         rules.check_sample_rate(config_slice.sample_rate)
         rules.check_pretraining(config_slice.pretraining, config_slice.tasks)

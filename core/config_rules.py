@@ -80,7 +80,11 @@ def check_tasks(tasks: list[Task]) -> None:
         key = f"tasks.{task.name}"
         _positive(task, key, ("num_classes", "batch_size"))
         # Non-negative weights and budgets keep every task's sampling weight positive.
-        _not_negative(task, key, ("lr_multiplier", "loss_weight", "sampling_weight", "steps"))
+        _not_negative(
+            task,
+            key,
+            ("lr_multiplier", "weight_decay_multiplier", "loss_weight", "sampling_weight", "steps"),
+        )
         _fraction(task, key, ("label_smoothing",), upper=")")
         _fraction(task.eval, f"{key}.eval", ("min_metric",))
         _not_negative(task.data, f"{key}.data", ("sample_rate",))
@@ -137,7 +141,7 @@ def check_model(model: Model) -> ModelSize:
     return size
 
 
-def check_patches(inputs: Inputs, size: ModelSize) -> None:
+def check_patches(inputs: Inputs, size: ModelSize, video_encoding: str = "tubelets") -> None:
     """The input shapes must tile into the model's patches and tubelets."""
     for name in ("image_size", "video_size"):
         value = getattr(inputs, name)
@@ -145,8 +149,18 @@ def check_patches(inputs: Inputs, size: ModelSize) -> None:
             raise ConfigError(
                 f"inputs.{name}: {value} is not a multiple of the patch size {size.patch_size}"
             )
-    if inputs.num_frames % size.tubelet_frames:
+    if video_encoding == "tubelets" and inputs.num_frames % size.tubelet_frames:
         raise ConfigError("inputs.num_frames: must be a multiple of model tubelet_frames")
+
+
+def check_video_encoding(model: Model, inputs: Inputs) -> None:
+    """Frames share the image tokenizer, whose positional embedding fixes one frame size."""
+    if model.video_encoding == "frames" and inputs.video_size != inputs.image_size:
+        raise ConfigError(
+            f"inputs.video_size: must equal inputs.image_size ({inputs.image_size}) with "
+            f"model.video_encoding=frames (frames go through the image tokenizer), "
+            f"got {inputs.video_size}"
+        )
 
 
 def _check_visual_inputs(inputs: Inputs) -> None:

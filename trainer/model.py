@@ -25,6 +25,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from core.config import Inputs, Model, ModelSize, Task
+from trainer import late_fusion
 from trainer.encoder import Encoder
 from trainer.heads import TaskHead
 from trainer.tokenizers import make_tokenizer
@@ -41,16 +42,29 @@ class PolyViT(keras.Model):
     """The co-trained multimodal ViT. `call(features, task)` returns float32 logits [B, C].
 
     `size` sets widths and depths; `tasks` the heads (name, modality, num_classes).
+    `video_encoding="frames"` encodes clips as frames through the image path, fused late by
+    `fusion` (trainer/late_fusion.py); there is then no video tokenizer.
     """
 
-    def __init__(self, size: ModelSize, tasks: Sequence[Task], **kwargs):
+    def __init__(
+        self,
+        size: ModelSize,
+        tasks: Sequence[Task],
+        video_encoding: str = "tubelets",
+        fusion: str = "logits",
+        **kwargs,
+    ):
         super().__init__(name="polyvit", **kwargs)
         self.size = size
+        self.video_encoding = video_encoding
+        self.fusion = fusion
         self.tasks = tuple(tasks)
         self.task_names = [t.name for t in tasks]
         self.task_modality = {t.name: t.modality for t in tasks}
         # First-seen order, so variable creation (and checkpoints) follow the config's order.
-        self.modalities = list(dict.fromkeys(t.modality for t in tasks))
+        self.modalities = list(
+            dict.fromkeys(late_fusion.token_modality(t.modality, video_encoding) for t in tasks)
+        )
         self.tokenizers = {
             m: make_tokenizer(m, size, name=f"tokenizer_{m}") for m in self.modalities
         }
@@ -75,7 +89,10 @@ class PolyViT(keras.Model):
     def encode(self, features, modality: str, training=False) -> tf.Tensor:
         """Features (dict by modality, or the modality's tensor) -> class token [B, hidden]."""
         if modality not in self.tokenizers:
-            raise ValueError(f"PolyViT: no tokenizer for {modality!r}; have {self.modalities}")
+            raise ValueError(
+                f"PolyViT: no tokenizer for {modality!r}; have {self.modalities} "
+                f"(video_encoding={self.video_encoding})"
+            )
         x = features[modality] if isinstance(features, dict) else features
         tokens = self.tokenizers[modality](x, training=training)
         if modality in self.modality_encoders:
@@ -88,6 +105,9 @@ class PolyViT(keras.Model):
         if task is None:
             raise ValueError(f"PolyViT: call needs task=, one of {self.task_names}")
         modality = self.modality_of(task)
+        if late_fusion.token_modality(modality, self.video_encoding) != modality:
+            x = features[modality] if isinstance(features, dict) else features
+            return late_fusion.fused_logits(self, x, task, self.fusion, training=training)
         return self.heads[task](self.encode(features, modality, training=training))
 
 
@@ -132,7 +152,7 @@ def build_model(
         if inputs is None:
             raise ValueError("build_model: give the inputs section or the feature shapes")
         feature_shapes = input_feature_shapes(tasks, inputs)
-    polyvit = PolyViT(model.size(), tasks)
+    polyvit = PolyViT(model.size(), tasks, model.video_encoding, model.late_fusion)
     build_all(polyvit, feature_shapes)
     if load_checkpoint and model.init_checkpoint:
         from trainer.vit_checkpoint import load_vit_npz

@@ -79,7 +79,7 @@ class TaskSchedule:
         self.task_names = [t.name for t in tasks]
         self.kind = training.schedule
         self.total_steps = total_steps
-        if self.kind == "accumulate":
+        if self.kind in ("accumulate", "every_task"):  # every task at every step
             self._sequence = None
         else:
             weights = [t.weight for t in tasks]

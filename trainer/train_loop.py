@@ -138,7 +138,7 @@ def train(
     _log_start(state, config, schedule, strategy, total_steps)
 
     iterators = task_iterators(config, strategy, train_patterns, make_dataset_fn, state.start_step)
-    bodies = step_bodies(config, strategy, state, iterators)
+    bodies = step_bodies(config, strategy, state, iterators, total_steps)
     chief = strategies.is_chief(strategy)
     history = run_loop(config, state, schedule, bodies, total_steps, model_dir, chief)
 
@@ -385,9 +385,13 @@ def accumulate_step(strategy, update: _Update, tasks: Mapping[str, Task], iterat
 
 
 def step_bodies(
-    config: TrainerConfig, strategy, state: TrainState, iterators: dict
+    config: TrainerConfig, strategy, state: TrainState, iterators: dict, total_steps: int = 0
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """{the tasks a schedule entry trains: its untraced step body} (TaskSchedule.tasks_at)."""
+    if config.training.schedule == "every_task":  # IV-ViT: an optimizer per task
+        from trainer import every_task
+
+        return every_task.step_bodies(config, strategy, state, iterators, total_steps)
     update = _Update(state.model, state.optimizer, state.variables, config.training.grad_clip_norm)
     tasks = {t.name: t for t in config.tasks}
     jit = config.training.jit_compile
@@ -400,12 +404,12 @@ def step_bodies(
 
 
 def step_functions(
-    config: TrainerConfig, strategy, state: TrainState, iterators: dict
+    config: TrainerConfig, strategy, state: TrainState, iterators: dict, total_steps: int = 0
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """{the tasks a schedule entry trains: its traced step} (schedules.TaskSchedule.tasks_at)."""
     return {
         key: tf.function(body, autograph=False)
-        for key, body in step_bodies(config, strategy, state, iterators).items()
+        for key, body in step_bodies(config, strategy, state, iterators, total_steps).items()
     }
 
 

@@ -27,6 +27,11 @@ REJECTED = [
     _row("tasks.digits.data.root=''", "tasks.digits.data.root: the task has no data path"),
     _row("tasks.tone_mix.label_type=single", "tasks.tone_mix.label_type: audioset_csv data"),
     _row("tasks.digits.lr_multiplier=-1", "tasks.digits.lr_multiplier: must not be negative"),
+    _row(
+        "tasks.digits.weight_decay_multiplier=-1",
+        "tasks.digits.weight_decay_multiplier: must not be negative",
+    ),
+    _row("training.schedule=every_batch", "training.schedule: 'every_batch' is not one of"),
     _row("tasks.digits.loss_weight=-0.5", "tasks.digits.loss_weight: must not be negative"),
     _row("tasks.digits.sampling_weight=-1", "tasks.digits.sampling_weight: must not be negative"),
     _row("tasks.digits.steps=-1", "tasks.digits.steps: must not be negative"),
@@ -67,6 +72,13 @@ REJECTED = [
     _row("model.overrides.dropout=1.0", "model.overrides.dropout: must be in [0, 1)"),
     _row("model.overrides.attention_dropout=-0.1", "model.overrides.attention_dropout: must be"),
     _row("model.overrides.num_heads=3", "model: hidden_size must be divisible by num_heads"),
+    _row("model.video_encoding=tokens", "model.video_encoding: 'tokens' is not one of"),
+    _row("model.late_fusion=max", "model.late_fusion: 'max' is not one of"),
+    _row(
+        "model.video_encoding=frames",
+        "inputs.video_size=40",
+        "inputs.video_size: must equal inputs.image_size (32) with model.video_encoding=frames",
+    ),
     # inputs: shapes and crops
     _row("inputs.image_size=30", "inputs.image_size: 30 is not a multiple of the patch size 8"),
     _row("inputs.video_size=36", "inputs.video_size: 36 is not a multiple of the patch size 8"),
@@ -180,6 +192,8 @@ REJECTED = [
 
 # Values at the edges of the rules, which must load.
 ACCEPTED = [
+    # frames need no tubelets: any number of frames
+    ["model.video_encoding=frames", "model.late_fusion=features", "inputs.num_frames=7"],
     ["tasks.digits.steps=0", "tasks.digits.sampling_weight=0", "tasks.digits.lr_multiplier=0"],
     ["tasks.digits.label_smoothing=0.0", "tasks.dtmf.eval.min_metric=1.0"],
     ["tasks.dtmf.data.sample_rate=0"],
