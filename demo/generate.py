@@ -42,43 +42,53 @@ def _no_progress(dataset: str, done: int, total: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# digits: digits/<label>/*.png|jpg, no split folders (ingestion splits by hash).
+# digits: digits/{train,val}/<label>/*.png|jpg. Every source digit lands in one split only;
+# each training source is drawn `digit_renditions` times (a new rotation, scale, shift, tint and
+# noise each time), each held-out one once.
 
 
 def make_digits(out_dir: str, scale: Scale, seed: int, progress: Progress) -> DatasetResult:
     spec = presets.IMAGE
     ink, labels = images.load_digit_ink()
     picks = images.pick_per_class(labels, scale.images_per_class, _rng(seed, presets.DIGITS))
+    held_out = scale.digit_eval_per_class
+    train_per_class = (scale.images_per_class - held_out) * scale.digit_renditions
+    total = 10 * (train_per_class + held_out)
     files = []
-    total = 10 * scale.images_per_class
     for digit, indices in enumerate(picks):
         label = images.DIGIT_LABELS[digit]
         for i, sample in enumerate(indices):
-            rng = _rng(seed, presets.DIGITS, 1, digit, i)
-            grayscale = i % 3 == 2
-            pixels = images.augmented_digit(ink[sample], rng, spec, grayscale=grayscale)
-            ext = "jpg" if i % spec.jpeg_every == spec.jpeg_every - 1 else "png"
-            rel = f"{presets.DIGITS}/{label}/digit{label}_{i:04d}.{ext}"
-            writers.write_image(os.path.join(out_dir, rel), pixels, spec.jpeg_quality)
-            files.append(
-                {
-                    "path": rel,
-                    "label": label,
-                    "width": int(pixels.shape[1]),
-                    "height": int(pixels.shape[0]),
-                    "channels": 1 if grayscale else 3,
-                    "source_index": sample,
-                }
-            )
-            progress(presets.DIGITS, len(files), total)
+            split = "eval" if i < held_out else "train"
+            for r in range(1 if split == "eval" else scale.digit_renditions):
+                n = i * scale.digit_renditions + r  # unique per class, sets the file's kind
+                rng = _rng(seed, presets.DIGITS, 1, digit, i, r)
+                grayscale = n % 3 == 2
+                pixels = images.augmented_digit(ink[sample], rng, spec, grayscale=grayscale)
+                ext = "jpg" if n % spec.jpeg_every == spec.jpeg_every - 1 else "png"
+                folder = presets.DIGITS_SPLIT_DIRS[split]
+                rel = f"{presets.DIGITS}/{folder}/{label}/digit{label}_{i:04d}_{r}.{ext}"
+                writers.write_image(os.path.join(out_dir, rel), pixels, spec.jpeg_quality)
+                files.append(
+                    {
+                        "path": rel,
+                        "split": split,
+                        "label": label,
+                        "width": int(pixels.shape[1]),
+                        "height": int(pixels.shape[0]),
+                        "channels": 1 if grayscale else 3,
+                        "source_index": sample,
+                    }
+                )
+                progress(presets.DIGITS, len(files), total)
     manifest = {
         "modality": "image",
         "layout": "folders",
         "labels": list(images.DIGIT_LABELS),
-        "splits": "none: one folder per class; the ingestion splits by a hash of the path",
+        "split_dirs": presets.DIGITS_SPLIT_DIRS,
         "files": files,
     }
-    return DatasetResult(presets.DIGITS, "image", {"all": len(files)}, manifest)
+    counts = {s: sum(f["split"] == s for f in files) for s in SPLITS}
+    return DatasetResult(presets.DIGITS, "image", counts, manifest)
 
 
 # --------------------------------------------------------------------------------------------

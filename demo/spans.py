@@ -50,6 +50,8 @@ def extra_scale(scale: presets.Scale) -> presets.Scale:
     return presets.Scale(
         name=f"{scale.name}-extra",
         images_per_class=_fraction(scale.images_per_class),
+        digit_eval_per_class=_fraction(scale.digit_eval_per_class),
+        digit_renditions=scale.digit_renditions,
         clips_per_direction={k: _fraction(v) for k, v in scale.clips_per_direction.items()},
         clips_per_key={k: _fraction(v) for k, v in scale.clips_per_key.items()},
         mixtures={k: _fraction(v) for k, v in scale.mixtures.items()},

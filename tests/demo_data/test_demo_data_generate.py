@@ -91,7 +91,21 @@ def test_manifest_lists_exactly_the_media_on_disk(data_dir, manifest):
     assert set(listed) == on_disk
     assert manifest["seed"] == 0 and manifest["scale"] == "small"
     small = presets.SCALES["small"]
-    assert len(_files(manifest, "digits")) == 10 * small.images_per_class
+    digits = _files(manifest, "digits")
+    held_out = small.digit_eval_per_class
+    train_images = (small.images_per_class - held_out) * small.digit_renditions
+    assert sum(f["split"] == "eval" for f in digits) == 10 * held_out
+    assert sum(f["split"] == "train" for f in digits) == 10 * train_images
+
+
+def test_no_source_digit_is_in_both_digit_splits(manifest):
+    # Renditions of one source digit in both splits would inflate the eval accuracy.
+    digits = _files(manifest, "digits")
+    sources = {s: {f["source_index"] for f in digits if f["split"] == s} for s in ("train", "eval")}
+    assert sources["train"] and sources["eval"]
+    assert not sources["train"] & sources["eval"]
+    train = [f for f in digits if f["split"] == "train"]
+    assert len(train) == presets.SCALES["small"].digit_renditions * len(sources["train"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +117,8 @@ def test_digit_images_decode_with_declared_size_and_label(data_dir, manifest):
     assert {os.path.splitext(f["path"])[1] for f in files} == {".png", ".jpg"}
     assert {f["label"] for f in files} == {str(d) for d in range(10)}
     for entry in files:
-        assert entry["path"].split("/")[1] == entry["label"]
+        _, folder, label = entry["path"].split("/")[:3]
+        assert (folder, label) == (presets.DIGITS_SPLIT_DIRS[entry["split"]], entry["label"])
         with av.open(os.path.join(data_dir, entry["path"])) as container:
             frame = next(container.decode(video=0))
         assert (frame.width, frame.height) == (entry["width"], entry["height"])

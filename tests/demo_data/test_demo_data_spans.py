@@ -27,7 +27,11 @@ def test_a_later_span_is_the_earlier_one_plus_new_media_and_is_picked_as_newest(
     before, after = _files(first.path), _files(second.path)
     extra = demo_spans.extra_scale(presets.SCALES["small"])
     expected_new = {
-        presets.DIGITS: 10 * extra.images_per_class,
+        presets.DIGITS: 10
+        * (
+            (extra.images_per_class - extra.digit_eval_per_class) * extra.digit_renditions
+            + extra.digit_eval_per_class
+        ),
         presets.MOTION: 4 * sum(extra.clips_per_direction.values()),
         presets.DTMF: 12 * sum(extra.clips_per_key.values()),
         presets.TONE_MIX: sum(extra.mixtures.values()),
