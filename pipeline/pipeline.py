@@ -49,7 +49,7 @@ from core import features
 from core.config import (
     Config,
     ingest_config,
-    slice_to_json as config_slice_json,
+    slice_to_json,
     to_custom_config,
     trainer_config,
     transform_config,
@@ -252,7 +252,7 @@ def _blessed_model_resolver(config: Config, window, trainer_slice, local: bool):
     return tfx.dsl.Resolver(
         strategy_class=LatestBlessedOtherModelStrategy,
         config={
-            "trainer_config": config_slice_json(trainer_slice),
+            "trainer_config": slice_to_json(trainer_slice),
             "steps": config.training.steps,
         },
         examples=window,

@@ -69,7 +69,7 @@ def task_patterns(
     patterns: dict[str, str | list[str]] = {}
     for t in config.tasks:
         per_root = [features.task_file_pattern(root, what, t.name) for root in roots]
-        missing = [root for root, p in zip(roots, per_root) if not tf.io.gfile.glob(p)]
+        missing = [root for root, p in zip(roots, per_root, strict=True) if not tf.io.gfile.glob(p)]
         if missing:
             raise FileNotFoundError(
                 f"run_fn: no {what} records for task {t.name!r} in "

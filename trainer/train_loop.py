@@ -91,11 +91,15 @@ class TrainResult:
         }
 
 
+# A task's records: one glob pattern, or several (one per Examples artifact of a span window).
+FilePatterns = str | list[str]
+
+
 def train(
     config: TrainerConfig,
     model_dir: str,
-    train_patterns: Mapping[str, str],
-    eval_patterns: Mapping[str, str] | None = None,
+    train_patterns: Mapping[str, FilePatterns],
+    eval_patterns: Mapping[str, FilePatterns] | None = None,
     *,
     total_steps: int | None = None,
     strategy: tf.distribute.Strategy | None = None,
@@ -261,7 +265,7 @@ def _log_start(state: TrainState, config, schedule, strategy, total_steps: int) 
 def task_iterators(
     config: TrainerConfig,
     strategy: tf.distribute.Strategy,
-    train_patterns: Mapping[str, str],
+    train_patterns: Mapping[str, FilePatterns],
     make_dataset_fn: Callable,
     start_step: int,
 ) -> dict[str, object]:
@@ -540,7 +544,7 @@ def run_loop(
 def final_evaluation(
     model,
     config: TrainerConfig,
-    eval_patterns: Mapping[str, str],
+    eval_patterns: Mapping[str, FilePatterns],
     strategy: tf.distribute.Strategy,
     make_dataset_fn: Callable,
     model_dir: str,
@@ -574,7 +578,7 @@ def evaluate_task(
     model,
     task: Task,
     config: TrainerConfig,
-    file_pattern: str,
+    file_pattern: FilePatterns,
     strategy: tf.distribute.Strategy,
     make_dataset_fn: Callable,
 ) -> dict:
@@ -688,7 +692,9 @@ def _default_make_dataset(*args, **kwargs):
     return make_dataset(*args, **kwargs)
 
 
-def _check_patterns(config: TrainerConfig, patterns: Mapping[str, str], split: str) -> None:
+def _check_patterns(
+    config: TrainerConfig, patterns: Mapping[str, FilePatterns], split: str
+) -> None:
     missing = [t.name for t in config.tasks if not patterns.get(t.name)]
     if missing:
         raise ValueError(f"train: no {split} files given for task(s) {missing}")

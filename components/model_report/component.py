@@ -2,8 +2,9 @@
 
 Inputs: the Evaluator's ModelEvaluation (TFMA output: candidate, and the baseline's numbers
 when there was one) and ModelBlessing, the Trainer's Model and ModelRun (training curves and
-the trainer's own eval numbers), this run's Examples (label vocabularies), the Examples the Trainer read (one artifact, or
-one per span of `continuous.span_window`: the spans the report names) and, with VATT
+the trainer's own eval numbers), this run's Examples (label vocabularies), the Examples the
+Trainer read (one artifact, or one per span of `continuous.span_window`: the spans the report
+names) and, with VATT
 pretraining, the Pretrainer's Model (retrieval and linear-probe figures). Output: a `ModelReport`
 artifact holding index.html; its `decision` custom property is BLESSED or NOT_BLESSED.
 Parameter: `config_json`, the JSON of the report's slice of the config (report.ReportConfig).
@@ -12,8 +13,6 @@ Optional inputs are `InputArtifact[...] = None` (the decorator's form of optiona
 (No `from __future__ import annotations` here: the @component decorator reads the real type
 annotations of the function.)
 """
-
-from typing import List
 
 from tfx import v1 as tfx
 from tfx.types import artifact
@@ -52,7 +51,7 @@ def ModelReport(
     model_run: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelRun] = None,
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
     training_examples: tfx.dsl.components.InputArtifact[
-        List[tfx.types.standard_artifacts.Examples]
+        list[tfx.types.standard_artifacts.Examples]
     ] = None,
     pretrained_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
 ) -> None:

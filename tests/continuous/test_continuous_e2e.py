@@ -26,6 +26,7 @@ from components.media_example_gen.component import MediaExampleGen
 from core import config as config_lib
 from pipeline import cli, local_runner
 from tests.pipeline.pipeline_corpus import corpus_config_dict, write_corpus
+from trainer import run_fn
 
 pytestmark = pytest.mark.e2e
 
@@ -135,9 +136,7 @@ def test_transform_and_trainer_read_the_newest_two_spans(runs):
     assert _input_spans(root, "Transform") == [[2, 3]]
     assert _input_spans(root, "Trainer") == [[2, 3], [2, 3]]
     # run_fn read both artifacts, and the report names their spans (summary and page).
-    model_run = produced[("Trainer", "model_run")].uri
-    with open(os.path.join(model_run, "training_data.json")) as f:
-        trained = json.load(f)["examples"]
+    trained = run_fn.read_training_identity(produced[("Trainer", "model")].uri)["examples"]
     assert len(trained) == 2 and all(uri.startswith(root) for uri in trained)
     report = produced[("ModelReport", "report")].uri
     with open(os.path.join(report, "summary.json")) as f:

@@ -91,9 +91,7 @@ def test_a_span_window_feeds_transform_and_the_trainer_through_tfx_rolling_range
 
     from core import config as config_lib
 
-    data = config_lib.apply_overrides(
-        corpus_config_dict("data", ""), ["continuous.span_window=3"]
-    )
+    data = config_lib.apply_overrides(corpus_config_dict("data", ""), ["continuous.span_window=3"])
     pipeline = create_pipeline(
         config_lib.from_dict(data),
         pipeline_root="root",
@@ -111,9 +109,7 @@ def test_a_span_window_feeds_transform_and_the_trainer_through_tfx_rolling_range
     # run with as few spans as exist (SkipIfLessThanNSpans n=1).
     assert "LatestSpan(" in repr(window.output_node) and "n=3" in repr(window.output_node)
     assert isinstance(window.output_node, resolver_op.OpNode)
-    (producer_channel,) = [
-        n.wrapped for n in resolver_op.get_input_nodes(window.output_node)
-    ]
+    (producer_channel,) = [n.wrapped for n in resolver_op.get_input_nodes(window.output_node)]
     assert producer_channel.producer_component_id == "MediaExampleGen"
     assert "MediaExampleGen" not in {n.id for n in nodes["Transform"].upstream_nodes}
     # The IR the local runner executes holds the rolling range as an input graph.
