@@ -169,7 +169,8 @@ def model_stages(
     trainer_slice = dataclasses.replace(
         trainer_config(config), training=dataclasses.replace(config.training, strategy=strategy)
     )
-    pretrainer = _pretrainer(config, window, schema, transform, trainer_slice)
+    # VATT pretraining reads this run's span only (trainer/vatt/run_fn.py takes one artifact).
+    pretrainer = _pretrainer(config, examples, schema, transform, trainer_slice)
     resolver = _blessed_model_resolver(config, window, trainer_slice, local)
     # The Trainer's base_model: the Pretrainer's model when VATT pretraining is on (fine-tuning
     # starts from it), else the latest blessed model when warm starts are on (continuous).
