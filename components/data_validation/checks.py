@@ -164,6 +164,8 @@ def task_problems(
             continue
         problems += _missing_lists(dataset, task, modality, split)
         problems += _label_presence(dataset, task, split, task not in unlabelled)
+        if task in unlabelled:
+            continue
         labels, unique = _labels(dataset)
         if unique > len(labels):
             problems.append(
