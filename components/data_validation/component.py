@@ -75,8 +75,6 @@ def DataValidationGate(
         gap = checks.label_histogram_gap(split_stats, split)
         if gap:
             problems.append(gap)
-        problems += checks.task_problems(
-            split_stats, train_stats, split, modalities, unlabelled
-        )
+        problems += checks.task_problems(split_stats, train_stats, split, modalities, unlabelled)
     if problems:
         raise checks.DataValidationError(checks.gate_message(problems))

@@ -132,7 +132,5 @@ def make_eval_config(config: Config) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[keys.TASK])],
-        metrics_specs=[
-            task_metrics_spec(task, config.evaluation.max_regression) for task in tasks
-        ],
+        metrics_specs=[task_metrics_spec(task, config.evaluation.max_regression) for task in tasks],
     )

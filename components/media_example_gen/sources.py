@@ -667,8 +667,10 @@ def list_task_sources(task: TaskData, data_root: str, eval_fraction: float) -> T
             return dataclasses.replace(listing, labelled=False)
         return _list_record_sources(task, task_root, data_root, eval_fraction)
     if not task.labelled:
-        layout = _unlabelled_folder_rows if task.data.layout == "folders" else _unlabelled(
-            _LAYOUTS[task.data.layout]
+        layout = (
+            _unlabelled_folder_rows
+            if task.data.layout == "folders"
+            else _unlabelled(_LAYOUTS[task.data.layout])
         )
         rows = layout(task.data, task_root, data_root)
         return dataclasses.replace(

@@ -90,7 +90,8 @@ def test_the_fine_tuned_export_carries_the_embedding_signatures(exported, tmp_pa
     # serving_default stays the first task's classifier.
     assert "scores" in loaded.signatures["serving_default"](examples=records)
     texts = tf.constant(["digit moves up", "down"])
-    for name, inputs in [("embed_text", {"captions": texts}), ("embed_examples", {"examples": records})]:
+    calls = [("embed_text", {"captions": texts}), ("embed_examples", {"examples": records})]
+    for name, inputs in calls:
         got, want = loaded.signatures[name](**inputs), standalone.signatures[name](**inputs)
         for key in want:
             assert np.allclose(got[key].numpy(), want[key].numpy(), atol=1e-6), (name, key)
