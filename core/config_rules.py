@@ -418,14 +418,14 @@ def check_pretraining(pretraining: Pretraining, tasks: list[Task]) -> None:
     _require(0.0 < keep <= 1.0, f"{key}.keep_tokens", "must be in (0, 1]", keep)
     weights = (pretraining.audio_weight, pretraining.text_weight)
     _require(any(weights), f"{key}.audio_weight", "and text_weight must not both be 0", weights)
-    for task in tasks:
+    for unlabelled in (t for t in tasks if not t.labelled):
         # With pretraining off the task is ingested and validated, and nothing else reads it.
         _require(
-            task.labelled or task.name == pretraining.task,
-            f"tasks.{task.name}.labelled",
-            f"only the Pretrainer reads an unlabelled task; set {key}.task: {task.name} "
+            unlabelled.name == pretraining.task,
+            f"tasks.{unlabelled.name}.labelled",
+            f"only the Pretrainer reads an unlabelled task; set {key}.task: {unlabelled.name} "
             "(or give the task labels)",
-            task.labelled,
+            unlabelled.labelled,
         )
     if not pretraining.enabled:
         return
