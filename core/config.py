@@ -365,7 +365,8 @@ class Pretraining:
     co-training one, on an unlabelled video task with its soundtrack and captions."""
 
     enabled: bool = False
-    task: str = ""  # the video task (labels not needed) whose clips pretrain the model
+    # The video task whose clips pretrain the model: typically unlabelled (labelled: false).
+    task: str = ""
     steps: int = 200
     batch_size: int = 8
     learning_rate: float = 1e-3
