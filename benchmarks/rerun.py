@@ -6,6 +6,8 @@ In one run, on the demo data in its span layout (`configs/demo_spans.yaml`):
   1. `polyvit run` on span 1 (a whole demo generation): the reference wall time;
   2. `polyvit run` again, nothing changed: its time / the first (goal <= 0.10), and the stages
      TFX served from its cache;
+     Then where its time goes: starting the CLI (imports) alone, and the same re-run with the
+     optional import core/env.py skips (the figure before that cut);
   3. `make-demo-data --span 2` (span 1 + ~10% new media), then `polyvit run`: its time / the
      first, and the media files decoded vs reused from the decode cache (the Examples'
      `inputs` and `decode_cache_reused` properties).
@@ -28,18 +30,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "demo_spans.yaml")
 
 
-def polyvit(*args: str) -> float:
-    """Runs the CLI; returns its wall time in seconds. Fails loudly if the command fails."""
+def polyvit(*args: str, extra_env: dict | None = None, python: tuple = ()) -> float:
+    """Runs the CLI (or `python -c ...` when `python` is given); returns its wall time in
+    seconds. Fails loudly if the command fails."""
     env = {
         **os.environ,
         "PYTHONPATH": ROOT,
         "TF_USE_LEGACY_KERAS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        **(extra_env or {}),
     }
+    command = [sys.executable, *python] if python else [sys.executable, "-m", "pipeline.cli"]
     began = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True, text=True
-    )
+    done = subprocess.run([*command, *args], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - began
     if done.returncode:
         sys.exit(f"polyvit {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -107,6 +110,21 @@ def main() -> None:
     print(
         f"2. unchanged re-run: {again:.1f} s = {again / first:.3f} of the first (goal <= 0.10); "
         f"{cached}/{total} executions from TFX's cache (the Resolver always runs)"
+    )
+
+    # Where an unchanged re-run's time goes: starting the CLI (importing TensorFlow, TFX and
+    # the stages' libraries) vs the rest (building and running the pipeline from the cache,
+    # the closing summary); and the same re-run with the optional rfc3987_syntax import that
+    # core/env.py skips (what the skip saves).
+    startup = polyvit("import pipeline.local_runner", python=("-c",))
+    print(
+        f"   of which starting the CLI (imports): {startup:.1f} s = {startup / first:.3f} of "
+        "the first run"
+    )
+    kept = polyvit(*run, extra_env={"POLYVIT_IMPORT_RFC3987_SYNTAX": "1"})
+    print(
+        f"   the same re-run importing rfc3987_syntax (before core/env.py skipped it): "
+        f"{kept:.1f} s = {kept / first:.3f} of the first"
     )
 
     polyvit("make-demo-data", data_root, "--span", "2", "--scale", args.scale)

@@ -265,6 +265,14 @@ class Training:
     # XLA-compile each replica's train step (the forward, backward and update); what a TPU
     # always does. The input pipeline and the in-graph step loop stay outside XLA.
     jit_compile: bool = False
+    # Training input pipelines keep each record's deterministic part (decoded JPEG frames, the
+    # whole clip's log-mel, labels) after the first epoch; crops, flips, clip and audio offsets,
+    # SpecAugment and mixup stay random per step. "memory": in RAM; "file": cache files in the
+    # Trainer's working dir (one per record file); "auto": memory when the estimated decoded size
+    # is at most cache_max_mb, else off; "off": decode every record every epoch. Cached audio
+    # crops start on a hop boundary (audio_hop_ms), as readers of precomputed spectrograms do.
+    cache_decoded: Literal["auto", "memory", "file", "off"] = "auto"
+    cache_max_mb: int = 1024
     # Final evaluation: at most this many batches per task (0: the whole eval split), of
     # eval_batch_size examples (0: the task's batch_size).
     eval_steps: int = 20

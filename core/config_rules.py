@@ -278,7 +278,15 @@ def check_training(training: Training) -> None:
     _not_negative(
         training,
         "training",
-        ("warmup_steps", "grad_clip_norm", "weight_decay", "eval_steps", "eval_batch_size", "seed"),
+        (
+            "warmup_steps",
+            "grad_clip_norm",
+            "weight_decay",
+            "eval_steps",
+            "eval_batch_size",
+            "seed",
+            "cache_max_mb",
+        ),
     )
     _fraction(training, "training", ("momentum",))
     _fraction(training, "training", ("adam_beta1", "adam_beta2"), upper=")")

@@ -22,3 +22,15 @@ ENVIRONMENT = {
 
 for _name, _value in ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)
+
+# Start-up time. TFX imports every component, the InfraValidator imports `kubernetes`, which
+# imports `kubernetes_validate`, whose `jsonschema` then imports the optional `rfc3987_syntax`
+# (installed with jupyter's `jsonschema[format-nongpl]`): it compiles a Lark grammar at import,
+# a quarter of an unchanged `polyvit run` (benchmarks/rerun.py). It only adds jsonschema's
+# "iri" format checks, which nothing here uses (format checks are off unless asked for), so
+# its import fails fast instead (None in sys.modules: Python's documented "not importable").
+# POLYVIT_IMPORT_RFC3987_SYNTAX=1 keeps it.
+if os.environ.get("POLYVIT_IMPORT_RFC3987_SYNTAX") != "1":
+    import sys
+
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]

@@ -65,6 +65,13 @@ def runtime_parameters(config: config_lib.Config) -> dict[str, Any]:
 def build_pipeline(config: config_lib.Config, create_pipeline=None):
     """`create_pipeline` for Kubeflow: the bucket pipeline_root, no local MLMD (KFP has its own),
     the distributed Beam args, and the runtime parameters a user sets per run."""
+    if config.continuous.span_window > 1:
+        # TFX 1.16's Kubeflow V2 compiler takes only the latest-artifact and latest-blessed-
+        # model resolvers; a rolling window of spans (rolling_range) does not compile.
+        raise CompileError(
+            f"continuous.span_window: {config.continuous.span_window}, but the Kubeflow V2 "
+            "compiler supports no span window (local runs only); set it to 1 to compile"
+        )
     if create_pipeline is None:
         from pipeline.pipeline import create_pipeline
     return create_pipeline(

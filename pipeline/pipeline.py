@@ -14,6 +14,8 @@ Stages, in order:
   ExampleValidator     statistics vs. schema -> ExampleAnomalies
   DataValidationGate   fails the run on any anomaly
   --- model stages, none of which starts on data that failed validation (`_after_gate`) ---
+  (span window)        with `continuous.span_window` N > 1, Transform and the Trainer read the
+                       newest version of each of the newest N spans (TFX's rolling_range)
   Transform            sorted label vocabularies per task, log-mel audio mean/std (analysis
                        only: materialize=False, video is too large to copy)
   Pretrainer           optional (`pretraining.enabled`): VATT self-supervised pretraining on a
@@ -35,6 +37,7 @@ import os
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
+from tfx.dsl.input_resolution import canned_resolver_functions
 from tfx_bsl.public.proto import slicing_spec_pb2
 
 from components.data_validation.component import DataValidationGate, MediaSchemaGen
@@ -46,6 +49,7 @@ from core import features
 from core.config import (
     Config,
     ingest_config,
+    slice_to_json,
     to_custom_config,
     trainer_config,
     transform_config,
@@ -114,18 +118,43 @@ def _after_gate(gate: tfx.types.BaseNode, stages: list) -> list:
     return stages
 
 
+def span_window(config: Config, examples: tfx.types.BaseChannel) -> tfx.types.BaseChannel:
+    """What Transform and the Trainer read: `examples` itself (span_window 1), else TFX's
+    rolling_range over every Examples artifact `examples`' producer has written in this
+    pipeline (any run): the newest version of each of the newest N spans, as few as exist.
+
+    Not `SpanRangeStrategy`: it keeps every artifact of a span, so a span ingested again (new
+    files, an ingestion edit) would be read twice. Neither compiles for Kubeflow V2, whose
+    compiler accepts only the latest-artifact and latest-blessed-model resolvers.
+    """
+    if config.continuous.span_window <= 1:
+        return examples
+    every_run = tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.Examples,
+        producer_component_id=examples.producer_component_id,
+        output_key=examples.output_key,
+    )
+    return canned_resolver_functions.rolling_range(
+        every_run, num_spans=config.continuous.span_window, min_spans=1
+    )
+
+
 def model_stages(
     config: Config,
     examples: tfx.types.BaseChannel,
     schema: tfx.types.BaseChannel,
     train_args=None,
+    local: bool = False,
 ) -> list[tfx.types.BaseNode]:
     """Transform -> Trainer -> Resolver -> Evaluator -> ModelReport -> ServingValidator -> Pusher.
 
-    `train_args`: a TrainArgs proto or a runtime parameter (Kubeflow runs set the steps per run).
+    `examples`: this run's Examples (evaluation, validation); Transform and the Trainer read
+    `span_window(config, examples)`. `train_args`: a TrainArgs proto or a runtime parameter
+    (Kubeflow runs set the steps per run). `local`: LocalDagRunner (see _blessed_model_resolver).
     """
+    window = span_window(config, examples)
     transform = tfx.components.Transform(
-        examples=examples,
+        examples=window,
         schema=schema,
         preprocessing_fn="transforms.preprocessing.preprocessing_fn",
         custom_config=to_custom_config(transform_config(config)),
@@ -141,12 +170,9 @@ def model_stages(
     trainer_slice = dataclasses.replace(
         trainer_config(config), training=dataclasses.replace(config.training, strategy=strategy)
     )
+    # VATT pretraining reads this run's span only (trainer/vatt/run_fn.py takes one artifact).
     pretrainer = _pretrainer(config, examples, schema, transform, trainer_slice)
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    resolver = _blessed_model_resolver(config, window, trainer_slice, local)
     # The Trainer's base_model: the Pretrainer's model when VATT pretraining is on (fine-tuning
     # starts from it), else the latest blessed model when warm starts are on (continuous).
     if pretrainer:
@@ -157,7 +183,7 @@ def model_stages(
         warm = {}
     trainer = accelerators.trainer_component_class(config)(
         run_fn="trainer.vatt.run_fn.finetune_run_fn" if pretrainer else "trainer.run_fn.run_fn",
-        examples=examples,
+        examples=window,
         schema=schema,
         transform_graph=transform.outputs["transform_graph"],
         train_args=train_args or tfx.proto.TrainArgs(num_steps=config.training.steps),
@@ -182,6 +208,7 @@ def model_stages(
         model=trainer.outputs["model"],
         model_run=trainer.outputs["model_run"],
         examples=examples,
+        training_examples=window,  # the spans the model was trained on
         config_json=report_config_json(config),
         # Only with pretraining: its retrieval and linear-probe figures join the report.
         **({"pretrained_model": pretrainer.outputs["model"]} if pretrainer else {}),
@@ -204,6 +231,35 @@ def model_stages(
     )
     stages = [transform, resolver, trainer, evaluator, report, serving_validator, pusher]
     return stages[:1] + [pretrainer] + stages[1:] if pretrainer else stages
+
+
+def _blessed_model_resolver(config: Config, window, trainer_slice, local: bool):
+    """The latest blessed model: the Evaluator's baseline and the Trainer's warm start.
+
+    Local runs skip the model this run's Trainer would train again (same data and settings;
+    components/continuous/model_resolver.py), so that an unchanged re-run hits TFX's cache
+    instead of judging and retraining its model against itself. Kubeflow V2 compiles only
+    TFX's LatestBlessedModelStrategy.
+    """
+    channels = {
+        "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    }
+    if not local:
+        return tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **channels
+        ).with_id("latest_blessed_model_resolver")
+    from components.continuous.model_resolver import LatestBlessedOtherModelStrategy
+
+    return tfx.dsl.Resolver(
+        strategy_class=LatestBlessedOtherModelStrategy,
+        config={
+            "trainer_config": slice_to_json(trainer_slice),
+            "steps": config.training.steps,
+        },
+        examples=window,
+        **channels,
+    ).with_id("latest_blessed_model_resolver")
 
 
 def _pretrainer(config: Config, examples, schema, transform, trainer_slice):
@@ -260,6 +316,7 @@ def create_pipeline(
         example_gen.outputs["examples"],
         data.schema_gen.outputs["schema"],
         train_args=runtime_parameters.get("train_args"),
+        local=metadata_path is not None,
     )
     components = [example_gen, *data.components, *_after_gate(data.gate, models)]
     metadata = (

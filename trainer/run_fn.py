@@ -46,39 +46,69 @@ def split_of(file_pattern: str) -> tuple[str, str]:
     return os.path.dirname(split_dir), match.group(1)
 
 
-def task_patterns(files: list[str], config: config_lib.TrainerConfig, what: str) -> dict[str, str]:
-    """{task: records pattern} from the Trainer's file list (one split of one Examples)."""
-    if not files or len(files) != 1:
-        raise ValueError(
-            f"run_fn: expected one {what} file pattern (one split of one Examples artifact), "
-            f"got {files}"
-        )
-    examples_uri, split = split_of(files[0])
-    patterns = {
-        t.name: features.task_file_pattern(examples_uri, split, t.name) for t in config.tasks
-    }
-    missing = [t for t, p in patterns.items() if not tf.io.gfile.glob(p)]
-    if missing:
-        raise FileNotFoundError(
-            f"run_fn: no {what} records for task(s) {missing} in "
-            f"{features.split_dir(examples_uri, split)}"
-        )
+def examples_roots(files: list[str], what: str) -> list[str]:
+    """The Examples URIs of the Trainer's file list: one `<examples_uri>/Split-<split>/*` per
+    Examples artifact (several with `continuous.span_window` > 1), each of split `what`."""
+    if not files:
+        raise ValueError(f"run_fn: no {what} file pattern (no Examples artifact)")
+    roots = []
+    for pattern in files:
+        root, split = split_of(pattern)
+        if split != what:
+            raise ValueError(f"run_fn: {pattern!r} is split {split!r}, expected {what!r}")
+        roots.append(root)
+    return roots
+
+
+def task_patterns(
+    files: list[str], config: config_lib.TrainerConfig, what: str
+) -> dict[str, str | list[str]]:
+    """{task: records pattern(s)} from the Trainer's file list: one pattern with one Examples
+    artifact, else a list with one pattern per artifact (tf.io.gfile.glob takes either)."""
+    roots = examples_roots(files, what)
+    patterns: dict[str, str | list[str]] = {}
+    for t in config.tasks:
+        per_root = [features.task_file_pattern(root, what, t.name) for root in roots]
+        missing = [root for root, p in zip(roots, per_root, strict=True) if not tf.io.gfile.glob(p)]
+        if missing:
+            raise FileNotFoundError(
+                f"run_fn: no {what} records for task {t.name!r} in "
+                f"{', '.join(features.split_dir(root, what) for root in missing)}"
+            )
+        patterns[t.name] = per_root[0] if len(per_root) == 1 else per_root
     return patterns
 
 
+def _read_labels(path: str) -> list[str]:
+    with tf.io.gfile.GFile(path) as f:
+        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
 def read_vocabularies(
-    examples_uri: str, config: config_lib.TrainerConfig, transform_vocabularies: dict[str, str]
+    examples_uris: str | list[str],
+    config: config_lib.TrainerConfig,
+    transform_vocabularies: dict[str, str],
 ) -> dict[str, list[str]]:
-    """{task: labels in index order}: the Examples' label files, else the TransformGraph's."""
+    """{task: labels in index order}: the Examples' label files when every Examples artifact
+    (one per span of the window) has the same, else the TransformGraph's (sorted over the
+    whole window's train split)."""
+    uris = [examples_uris] if isinstance(examples_uris, str) else list(examples_uris)
     vocabularies = {}
     for task in config.tasks:
-        path = features.vocabulary_path(examples_uri, task.name)
-        if not tf.io.gfile.exists(path):
-            path = transform_vocabularies.get(task.name, path)
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"run_fn: no label vocabulary for task {task.name!r} at {path}")
-        with tf.io.gfile.GFile(path) as f:
-            labels = [line.rstrip("\n") for line in f if line.rstrip("\n")]
+        paths = [features.vocabulary_path(uri, task.name) for uri in uris]
+        found = [_read_labels(p) for p in paths if tf.io.gfile.exists(p)]
+        path = paths[0]
+        if len(found) == len(paths) and all(labels == found[0] for labels in found):
+            labels = found[0]
+        else:
+            path = transform_vocabularies.get(task.name, "")
+            if not path or not tf.io.gfile.exists(path):
+                why = "no label vocabulary" if not found else "label vocabularies that differ"
+                raise FileNotFoundError(
+                    f"run_fn: {why} for task {task.name!r} in {', '.join(paths)}, and none "
+                    "from Transform"
+                )
+            labels = _read_labels(path)
         if len(labels) != task.num_classes:
             raise ValueError(
                 f"tasks.{task.name}.num_classes: {task.num_classes}, but the vocabulary {path} "
@@ -105,7 +135,9 @@ NOT_FINGERPRINTED_TRAINING = (
 )
 
 
-def resume_fingerprint(config: config_lib.TrainerConfig, examples_uri: str, steps: int) -> str:
+def resume_fingerprint(
+    config: config_lib.TrainerConfig, examples_uri: str | list[str], steps: int
+) -> str:
     """16 hex digits naming what decides the trained weights, so that only a run that would
     train the same weights resumes from another run's checkpoints.
 
@@ -128,7 +160,8 @@ def resume_fingerprint(config: config_lib.TrainerConfig, examples_uri: str, step
         if k not in NOT_FINGERPRINTED_TRAINING
     }
     identity = {
-        "examples": examples_uri,
+        # One URI, or the sorted URIs of a span window (the same data in any order).
+        "examples": examples_uri if isinstance(examples_uri, str) else sorted(examples_uri),
         "steps": int(steps),
         "tasks": tasks,
         "model": dataclasses.asdict(config.model),
@@ -139,7 +172,10 @@ def resume_fingerprint(config: config_lib.TrainerConfig, examples_uri: str, step
 
 
 def checkpoint_dir(
-    config: config_lib.TrainerConfig, model_run_dir: str, examples_uri: str, steps: int
+    config: config_lib.TrainerConfig,
+    model_run_dir: str,
+    examples_uri: str | list[str],
+    steps: int,
 ) -> str:
     """Where the Trainer's checkpoints live, so that a restarted Trainer resumes.
 
@@ -164,6 +200,25 @@ def transform_statistics(transform_output: str | None) -> dict:
 
 
 WARM_START_FILE = "warm_start.json"
+IDENTITY_FILE = "polyvit_training.json"
+
+
+def write_training_identity(serving_model_dir: str, fingerprint: str, examples: list[str]) -> None:
+    """Beside the SavedModel (in the Model artifact, outside what the Pusher copies): what the
+    model was trained from, so that a later run can tell its own model from an earlier one
+    (components/continuous/model_resolver.py)."""
+    path = os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), IDENTITY_FILE)
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps({"fingerprint": fingerprint, "examples": sorted(examples)}))
+
+
+def read_training_identity(model_uri: str) -> dict:
+    """What `write_training_identity` left in a Model artifact; {} for older models."""
+    path = os.path.join(model_uri, IDENTITY_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def warm_start_builder(base_model: str | None, vocabularies: dict, reports: list):
@@ -210,7 +265,8 @@ def run_fn(fn_args, build_model_fn=None, extra_modules_fn=None) -> None:
     config = dataclasses.replace(config, training=training)
     train = task_patterns(fn_args.train_files, config, "train")
     evaluate = task_patterns(fn_args.eval_files, config, "eval")
-    examples_uri, _ = split_of(fn_args.train_files[0])
+    roots = examples_roots(fn_args.train_files, features.TRAIN)
+    examples_uri: str | list[str] = roots[0] if len(roots) == 1 else roots
     stats = transform_statistics(getattr(fn_args, "transform_output", None))
     vocabularies = read_vocabularies(examples_uri, config, stats["vocabularies"])
 
@@ -256,6 +312,9 @@ def run_fn(fn_args, build_model_fn=None, extra_modules_fn=None) -> None:
 
     if result.is_chief:
         warm_start.write_labels(fn_args.serving_model_dir, vocabularies)
+        write_training_identity(
+            fn_args.serving_model_dir, resume_fingerprint(config, examples_uri, steps), roots
+        )
         write_warm_start_report(fn_args.model_run_dir, warm_reports)
     log.info(
         "Exported the model trained for %d steps to %s; eval metrics in %s",

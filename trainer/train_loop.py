@@ -91,11 +91,15 @@ class TrainResult:
         }
 
 
+# A task's records: one glob pattern, or several (one per Examples artifact of a span window).
+FilePatterns = str | list[str]
+
+
 def train(
     config: TrainerConfig,
     model_dir: str,
-    train_patterns: Mapping[str, str],
-    eval_patterns: Mapping[str, str] | None = None,
+    train_patterns: Mapping[str, FilePatterns],
+    eval_patterns: Mapping[str, FilePatterns] | None = None,
     *,
     total_steps: int | None = None,
     strategy: tf.distribute.Strategy | None = None,
@@ -119,9 +123,14 @@ def train(
     _check_patterns(config, train_patterns, "train")
     if eval_patterns is not None:
         _check_patterns(config, eval_patterns, "eval")
-    make_dataset_fn = functools.partial(
-        make_dataset_fn or _default_make_dataset, audio_mean=audio_mean, audio_std=audio_std
-    )
+    if make_dataset_fn is None:  # training.cache_decoded: only the real pipeline caches
+        make_dataset_fn = functools.partial(
+            _default_make_dataset,
+            cache=training.cache_decoded,
+            cache_dir=os.path.join(model_dir, "decoded_cache"),
+            cache_max_mb=training.cache_max_mb,
+        )
+    make_dataset_fn = functools.partial(make_dataset_fn, audio_mean=audio_mean, audio_std=audio_std)
 
     strategy = strategy or strategies.resolve_strategy(training)
     _check_batches_split(config.tasks, strategy, training)
@@ -277,7 +286,7 @@ def _log_start(state: TrainState, config, schedule, strategy, total_steps: int) 
 def task_iterators(
     config: TrainerConfig,
     strategy: tf.distribute.Strategy,
-    train_patterns: Mapping[str, str],
+    train_patterns: Mapping[str, FilePatterns],
     make_dataset_fn: Callable,
     start_step: int,
 ) -> dict[str, object]:
@@ -557,7 +566,7 @@ def run_loop(
 def final_evaluation(
     model,
     config: TrainerConfig,
-    eval_patterns: Mapping[str, str],
+    eval_patterns: Mapping[str, FilePatterns],
     strategy: tf.distribute.Strategy,
     make_dataset_fn: Callable,
     model_dir: str,
@@ -591,7 +600,7 @@ def evaluate_task(
     model,
     task: Task,
     config: TrainerConfig,
-    file_pattern: str,
+    file_pattern: FilePatterns,
     strategy: tf.distribute.Strategy,
     make_dataset_fn: Callable,
 ) -> dict:
@@ -705,7 +714,9 @@ def _default_make_dataset(*args, **kwargs):
     return make_dataset(*args, **kwargs)
 
 
-def _check_patterns(config: TrainerConfig, patterns: Mapping[str, str], split: str) -> None:
+def _check_patterns(
+    config: TrainerConfig, patterns: Mapping[str, FilePatterns], split: str
+) -> None:
     missing = [t.name for t in config.tasks if not patterns.get(t.name)]
     if missing:
         raise ValueError(f"train: no {split} files given for task(s) {missing}")

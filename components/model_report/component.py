@@ -2,7 +2,9 @@
 
 Inputs: the Evaluator's ModelEvaluation (TFMA output: candidate, and the baseline's numbers
 when there was one) and ModelBlessing, the Trainer's Model and ModelRun (training curves and
-the trainer's own eval numbers), the Examples (label vocabularies) and, with VATT
+the trainer's own eval numbers), this run's Examples (label vocabularies), the Examples the
+Trainer read (one artifact, or one per span of `continuous.span_window`: the spans the report
+names) and, with VATT
 pretraining, the Pretrainer's Model (retrieval and linear-probe figures). Output: a `ModelReport`
 artifact holding index.html; its `decision` custom property is BLESSED or NOT_BLESSED.
 Parameter: `config_json`, the JSON of the report's slice of the config (report.ReportConfig).
@@ -33,6 +35,12 @@ def report_config_json(config: config_lib.Config) -> str:
     return config_lib.slice_to_json(report_lib.report_config(config))
 
 
+def trained_spans(examples: list) -> list[int]:
+    """TFX's span property of each Examples artifact (0 without spans), as MediaExampleGen
+    writes it, each span once."""
+    return sorted({a.get_int_custom_property("span") for a in examples})
+
+
 @tfx.dsl.components.component
 def ModelReport(
     evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
@@ -42,6 +50,9 @@ def ModelReport(
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
     model_run: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelRun] = None,
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
+    training_examples: tfx.dsl.components.InputArtifact[
+        list[tfx.types.standard_artifacts.Examples]
+    ] = None,
     pretrained_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
 ) -> None:
     """Writes the report of `evaluation` into the `report` artifact."""
@@ -56,8 +67,7 @@ def ModelReport(
         blessing_uri=blessing.uri if blessing is not None else None,
         model_roots=roots,
         examples_uri=examples.uri if examples is not None else None,
-        # TFX's span property (0 without spans), as MediaExampleGen writes it.
-        spans=[examples.get_int_custom_property("span")] if examples is not None else [],
+        spans=trained_spans(training_examples or ([examples] if examples is not None else [])),
         pretrained_model_uri=pretrained_model.uri if pretrained_model is not None else None,
     )
     report.set_string_custom_property("decision", summary["decision"])

@@ -94,6 +94,27 @@ section.task { border-top: 2px solid #ddd; margin-top: 2em; }
 """
 
 
+def training_section(trained_on: dict) -> str:
+    """The data spans the model was trained on and what it was warm-started from."""
+    spans = ", ".join(map(str, trained_on.get("spans") or [])) or "0 (no spans)"
+    warm = trained_on.get("warm_start") or {}
+    rows = [["spans", html.escape(spans)]]
+    if warm:
+        carried = ", ".join(warm.get("carried_heads") or []) or "none"
+        fresh = ", ".join(warm.get("fresh_heads") or []) or "none"
+        rows += [
+            ["warm-started from", html.escape(str(warm.get("source")))],
+            ["carried over", f"encoder, tokenizers; heads of {html.escape(carried)}"],
+            ["fresh heads (labels changed)", html.escape(fresh)],
+            ["variables loaded", str(warm.get("variables_loaded", "n/a"))],
+        ]
+    else:
+        rows.append(["warm start", "none: trained from scratch (no blessed model)"])
+    return "<h3 id='training-data'>Training data and warm start</h3>" + _table(
+        ["", ""], rows, "training"
+    )
+
+
 def page(summary: dict, pictures: dict[str, dict[str, str]]) -> str:
     """The whole index.html from the report summary and {task: {kind: relative png path}}."""
     decision = summary["decision"]
@@ -124,6 +145,8 @@ def page(summary: dict, pictures: dict[str, dict[str, str]]) -> str:
                 "failures",
             )
         )
+    if "trained_on" in summary:
+        parts.append(training_section(summary["trained_on"]))
     parts.append("<h3>Per-task metrics (overall slice)</h3>")
     rows = []
     for task in summary["tasks"]:

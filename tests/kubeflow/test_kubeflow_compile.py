@@ -297,3 +297,11 @@ def test_a_scheduled_run_resolves_the_newest_span_itself(tmp_path):
     assert spans.select(ingest, str(tmp_path)).roots == {"digits": "digits/span-3"}
     os.makedirs(tmp_path / "digits" / "span-4" / "a")  # tonight's data arrived
     assert spans.select(ingest, str(tmp_path)).span == 4
+
+
+def test_a_span_window_is_refused_for_kubeflow_naming_the_key():
+    """TFX's Kubeflow V2 compiler has no rolling span window: compiling one fails naming
+    continuous.span_window instead of TFX's bare TypeError."""
+    config = configs.build(BASE, {"continuous.span_window": 2})
+    with pytest.raises(kubeflow_runner.CompileError, match="continuous.span_window: 2"):
+        kubeflow_runner.build_pipeline(config)

@@ -28,7 +28,8 @@ def test_stages_are_wired_in_order_behind_the_gate():
         "DataValidationGate": {"ExampleValidator", "StatisticsGen"},
         # Every model stage waits for the gate, even those that read none of its outputs.
         "Transform": {"DataValidationGate", "MediaExampleGen", "MediaSchemaGen"},
-        "latest_blessed_model_resolver": {"DataValidationGate"},
+        # Local runs: it reads this run's Examples to skip the model this run would retrain.
+        "latest_blessed_model_resolver": {"DataValidationGate", "MediaExampleGen"},
         # Warm start: the Trainer's base_model is the latest blessed model.
         "Trainer": {
             "DataValidationGate",
@@ -79,6 +80,42 @@ def test_warm_start_and_input_fingerprint_are_wired():
     }
     assert "base_model" not in nodes["Trainer"].inputs
     assert nodes["MediaExampleGen"].exec_properties["input_fingerprint"] is None
+
+
+def test_a_span_window_feeds_transform_and_the_trainer_through_tfx_rolling_range():
+    """continuous.span_window: 3: Transform and the Trainer read TFX's rolling_range over
+    every Examples MediaExampleGen wrote (earlier runs too), not this run's output channel;
+    evaluation and serving checks stay on this run's span; the report gets the window."""
+    from tfx.dsl.compiler import compiler
+    from tfx.dsl.input_resolution import resolver_op
+
+    from core import config as config_lib
+
+    data = config_lib.apply_overrides(corpus_config_dict("data", ""), ["continuous.span_window=3"])
+    pipeline = create_pipeline(
+        config_lib.from_dict(data),
+        pipeline_root="root",
+        data_root="data",
+        metadata_path="root/metadata.sqlite",
+    )
+    nodes = {component.id: component for component in pipeline.components}
+    this_run = nodes["MediaExampleGen"].outputs["examples"]
+    window = nodes["Trainer"].inputs["examples"]
+    assert nodes["Transform"].inputs["examples"] is window
+    assert nodes["ModelReport"].inputs["training_examples"] is window
+    for node in ("Evaluator", "ServingValidator"):
+        assert nodes[node].inputs["examples"] is this_run
+    # TFX's rolling_range: the newest version of each of the 3 newest spans (LatestSpan),
+    # run with as few spans as exist (SkipIfLessThanNSpans n=1).
+    assert "LatestSpan(" in repr(window.output_node) and "n=3" in repr(window.output_node)
+    assert isinstance(window.output_node, resolver_op.OpNode)
+    (producer_channel,) = [n.wrapped for n in resolver_op.get_input_nodes(window.output_node)]
+    assert producer_channel.producer_component_id == "MediaExampleGen"
+    assert "MediaExampleGen" not in {n.id for n in nodes["Transform"].upstream_nodes}
+    # The IR the local runner executes holds the rolling range as an input graph.
+    ir = compiler.Compiler().compile(pipeline)
+    trainer = next(n.pipeline_node for n in ir.nodes if n.pipeline_node.node_info.id == "Trainer")
+    assert trainer.inputs.input_graphs
 
 
 def test_no_cache_flag_turns_the_configured_cache_off():

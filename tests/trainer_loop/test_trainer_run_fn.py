@@ -241,10 +241,45 @@ def test_file_layout_and_config_errors(tmp_path):
     as_json = {"config": json.dumps(config_lib.to_custom_config(config)["config"])}
     received = config_lib.from_custom_config(as_json, config_lib.TrainerConfig, "run_fn")
     assert received.tasks[0].name == "shade"
-    with pytest.raises(FileNotFoundError, match=r"no train records for task\(s\) \['shade'"):
+    with pytest.raises(FileNotFoundError, match=r"no train records for task 'shade'"):
         run_fn_lib.task_patterns([str(tmp_path / "Split-train" / "*")], config, "train")
-    with pytest.raises(ValueError, match="one train file pattern"):
-        run_fn_lib.task_patterns(["a/Split-train/*", "b/Split-train/*"], config, "train")
+    with pytest.raises(ValueError, match="is split 'eval', expected 'train'"):
+        run_fn_lib.task_patterns(["a/Split-eval/*"], config, "train")
+
+
+def test_a_span_window_reads_every_examples_artifact(tmp_path):
+    """continuous.span_window > 1: one file pattern per Examples artifact (span); every task's
+    records come from all of them, and a span missing a task's records is named."""
+    config = _config()
+    uris = [str(tmp_path / "span2"), str(tmp_path / "span3")]
+    for uri in uris:
+        _write_examples(uri)
+    files = [os.path.join(features.split_dir(uri, "train"), "*") for uri in uris]
+    patterns = run_fn_lib.task_patterns(files, config, "train")
+    for task, pattern in patterns.items():
+        assert pattern == [features.task_file_pattern(uri, "train", task) for uri in uris]
+        read = {os.path.dirname(os.path.dirname(f)) for f in tf.io.gfile.glob(pattern)}
+        assert read == set(uris)
+    assert run_fn_lib.read_vocabularies(uris, config, {}) == {
+        name: spec["labels"] for name, spec in TASKS.items()
+    }
+    # Spans whose label files differ: the TransformGraph's vocabulary (the whole window's).
+    with open(features.vocabulary_path(uris[1], "tones"), "w") as f:
+        f.write("high\nlow\n")
+    with pytest.raises(FileNotFoundError, match="label vocabularies that differ for task 'tones'"):
+        run_fn_lib.read_vocabularies(uris, config, {})
+    window = tmp_path / "transform_tones.txt"
+    window.write_text("high\nlow\nmid\n")
+    vocabularies = run_fn_lib.read_vocabularies(uris, config, {"tones": str(window)})
+    assert vocabularies["tones"] == ["high", "low", "mid"]
+    assert run_fn_lib.resume_fingerprint(config, uris, 5) == run_fn_lib.resume_fingerprint(
+        config, uris[::-1], 5
+    )
+    for name in os.listdir(features.split_dir(uris[1], "train")):
+        if name.startswith("shade"):
+            os.remove(os.path.join(features.split_dir(uris[1], "train"), name))
+    with pytest.raises(FileNotFoundError, match=r"no train records for task 'shade' in .*span3"):
+        run_fn_lib.task_patterns(files, config, "train")
 
 
 def test_vocabulary_must_match_num_classes(tmp_path):
