@@ -213,7 +213,8 @@ def loop_benchmark(config, seconds: float, steps: int) -> dict:
         features[task.name] = tf.random.normal((task.batch_size, *shape))
         classes = task.num_classes
         labels[task.name] = tf.one_hot(tf.range(task.batch_size) % classes, classes)
-        step = make_train_step(state.model, task, state.optimizer, False)
+        optimizer = state.optimizer or state.task_optimizers[task.name]  # every_task: per task
+        step = make_train_step(state.model, task, optimizer, False)
         x, y = {task.modality: features[task.name]}, labels[task.name]
         step(x, y).numpy()
         calls, elapsed = run_for(lambda s=step, x=x, y=y: s(x, y).numpy(), seconds / 4)

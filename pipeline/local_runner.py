@@ -2,7 +2,8 @@
 
 Metadata lives in `<pipeline_root>/metadata.sqlite`. At the end (also after a failure) the run's
 outputs are read back from ML Metadata, not guessed from paths, and summarised: clips written
-per task and split, inputs quarantined per reason, and where each artifact is.
+per task and split, inputs quarantined per reason, and where each artifact is; then a table of
+each stage's wall time, from the run's executions in ML Metadata (`stage_times`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import dataclasses
 import json
 import os
 import sys
+import time
+from collections.abc import Iterable, Mapping
 
 from components.media_example_gen.executor import MediaQuarantine
 from core import cli_args, features
@@ -50,6 +53,21 @@ class OutputArtifact:
     properties: dict
 
 
+@dataclasses.dataclass(frozen=True)
+class StageTime:
+    """One execution of the run: its node, final state and wall-clock span (seconds since the
+    epoch), as ML Metadata recorded them."""
+
+    node: str
+    state: str  # complete, cached, failed (or running, new, canceled for an unfinished run)
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
 @dataclasses.dataclass
 class RunOutputs:
     """What the latest run of a pipeline did, read from ML Metadata."""
@@ -60,6 +78,7 @@ class RunOutputs:
     failed_nodes: list[str]
     # Skipped by TFX's cache (their outputs are an earlier run's), in the order they came.
     cached_nodes: list[str] = dataclasses.field(default_factory=list)
+    stages: list[StageTime] = dataclasses.field(default_factory=list)  # in the order they began
 
     def first(self, type_name: str) -> OutputArtifact | None:
         return next((a for a in self.artifacts if a.type_name == type_name), None)
@@ -137,7 +156,29 @@ def read_run_outputs(metadata_path: str, pipeline_name: str) -> RunOutputs | Non
         completed_nodes=nodes_in_state(metadata_store_pb2.Execution.COMPLETE),
         failed_nodes=nodes_in_state(metadata_store_pb2.Execution.FAILED),
         cached_nodes=nodes_in_state(metadata_store_pb2.Execution.CACHED),
+        stages=stage_times(run_executions.values(), node_of),
     )
+
+
+def stage_times(executions: Iterable, node_of: Mapping[int, str]) -> list[StageTime]:
+    """One row per execution (ml_metadata `Execution` records), in the order they began.
+
+    The span is what ML Metadata keeps on every execution: `create_time_since_epoch` (TFX's
+    launcher registers the execution as it starts the node) to `last_update_time_since_epoch`
+    (its last state change: published complete, failed, or cached at once), in milliseconds.
+    `node_of`: execution id -> node id (the execution's type name stands in without one)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    names = metadata_store_pb2.Execution.State
+    return [
+        StageTime(
+            node=node_of.get(e.id, e.type),
+            state=names.Name(e.last_known_state).lower(),
+            start=e.create_time_since_epoch / 1000.0,
+            end=e.last_update_time_since_epoch / 1000.0,
+        )
+        for e in sorted(executions, key=lambda e: (e.create_time_since_epoch, e.id))
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,6 +216,32 @@ def format_summary(outputs: RunOutputs, metadata_path: str) -> str:
         lines.append(f"cached (not run again): {', '.join(outputs.cached_nodes)}")
     lines.append(f"ML Metadata: {metadata_path}")
     lines.extend(_model_lines(outputs))
+    return "\n".join(lines)
+
+
+def _clock(seconds_since_epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(seconds_since_epoch))
+
+
+def format_stage_times(stages: list[StageTime]) -> str:
+    """The wall-time table: stage, state, start and end (local clock time), seconds; last the
+    run's span, from the first start to the last end."""
+    if not stages:
+        return "wall time per stage: no execution recorded in ML Metadata"
+    width = max(len("stage"), *(len(s.node) for s in stages))
+
+    def row(name: str, state: str, start: float, end: float) -> str:
+        return (
+            f"  {name:<{width}}  {state:<8}  {_clock(start):>8}  {_clock(end):>8}  "
+            f"{end - start:>8.1f}"
+        )
+
+    lines = [
+        "wall time per stage (ML Metadata):",
+        f"  {'stage':<{width}}  {'state':<8}  {'start':>8}  {'end':>8}  {'seconds':>8}",
+    ]
+    lines += [row(s.node, s.state, s.start, s.end) for s in stages]
+    lines.append(row("run", "", min(s.start for s in stages), max(s.end for s in stages)))
     return "\n".join(lines)
 
 
@@ -237,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = read_run_outputs(metadata_path, config.pipeline_name)
     if outputs is not None:
         print(format_summary(outputs, metadata_path))
+        print(format_stage_times(outputs.stages))
     if failure is not None:
         # Some TFX errors carry whole signature maps; the head of the message names the cause.
         message = str(failure)

@@ -11,8 +11,9 @@ one another, and each optimizer keeps its own moments and step count:
     weight decay    training.weight_decay * task.weight_decay_multiplier (decoupled, as before)
 
 Each optimizer covers only its task's variables, so a task never decays (or moves by momentum)
-another task's head or tokenizer. The optimizers are saved in the run's checkpoint under
-`task_optimizers` (attached after the restore: TF restores them when they are attached).
+another task's head or tokenizer. train_loop.restore builds them (build_task_optimizers) in
+place of the shared optimizer, which this schedule does not build, and they are saved in and
+restored from the run's checkpoint under `task_optimizers/<task>`.
 """
 
 from __future__ import annotations
@@ -88,19 +89,20 @@ def every_task_body(
 
 
 def step_bodies(
-    config: TrainerConfig, strategy, state, iterators: dict, total_steps: int
+    config: TrainerConfig, strategy, state, iterators: dict
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
-    """train_loop's hook: {all tasks: the untraced every-task step}; the per-task optimizers
-    join the run's checkpoint (restored on attachment when the checkpoint has them)."""
+    """train_loop's hook: {all tasks: the untraced every-task step}, over the per-task
+    optimizers train_loop.restore built and restored (`state.task_optimizers`)."""
     from trainer.train_loop import _Update
 
-    with strategy.scope(), optimizers.precision_policy(config.training):
-        task_optimizers = build_task_optimizers(config, state.model, total_steps)
-    state.manager.checkpoint.task_optimizers = tf.train.Checkpoint(**task_optimizers)
     tasks = {t.name: t for t in config.tasks}
+    missing = sorted(set(tasks) - set(state.task_optimizers))
+    assert not missing, f"every_task: no optimizer built for task(s) {missing}"
     clip = config.training.grad_clip_norm
     updates = {
-        name: _Update(state.model, task_optimizers[name], task_variables(state.model, t), clip)
+        name: _Update(
+            state.model, state.task_optimizers[name], task_variables(state.model, t), clip
+        )
         for name, t in tasks.items()
     }
     body = every_task_body(strategy, updates, tasks, iterators, config.training.jit_compile)
@@ -108,10 +110,10 @@ def step_bodies(
 
 
 def step_functions(
-    config: TrainerConfig, strategy, state, iterators: dict, total_steps: int
+    config: TrainerConfig, strategy, state, iterators: dict
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """step_bodies, each traced (one step per call)."""
     return {
         key: tf.function(body, autograph=False)  # no tensor-dependent Python control flow
-        for key, body in step_bodies(config, strategy, state, iterators, total_steps).items()
+        for key, body in step_bodies(config, strategy, state, iterators).items()
     }

@@ -147,7 +147,7 @@ def train(
     _log_start(state, config, schedule, strategy, total_steps)
 
     iterators = task_iterators(config, strategy, train_patterns, make_dataset_fn, state.start_step)
-    bodies = step_bodies(config, strategy, state, iterators, total_steps)
+    bodies = step_bodies(config, strategy, state, iterators)
     chief = strategies.is_chief(strategy)
     history = run_loop(config, state, schedule, bodies, total_steps, model_dir, chief)
 
@@ -197,13 +197,16 @@ class TrainState:
     """The trained objects and their checkpoint. `start_step`: where this run (re)started."""
 
     model: keras.Model
-    optimizer: keras.optimizers.Optimizer
+    # The one optimizer of every schedule but every_task, which has one per task instead
+    # (task_optimizers); only what the schedule uses is built and checkpointed.
+    optimizer: keras.optimizers.Optimizer | None
     variables: list[tf.Variable]
     step: tf.Variable
     manager: tf.train.CheckpointManager
     checkpoint_dir: str
     start_step: int
     precision: str
+    task_optimizers: dict[str, keras.optimizers.Optimizer] = dataclasses.field(default_factory=dict)
 
 
 def restore(
@@ -214,21 +217,33 @@ def restore(
     build_model_fn: Callable,
     checkpoint_dir: str,
 ) -> TrainState:
-    """Builds model, optimizer and step under the strategy's scope; restores the latest
-    checkpoint in `checkpoint_dir`, if there is one."""
+    """Builds model, optimizer(s) and step under the strategy's scope; restores the latest
+    checkpoint in `checkpoint_dir`, if there is one.
+
+    The optimizers are the schedule's: one shared optimizer (`optimizer` in the checkpoint), or
+    with every_task one per task and none shared (`task_optimizers/<task>`)."""
     training = config.training
+    optimizer, task_optimizers = None, {}
     with strategy.scope(), optimizers.precision_policy(training) as policy:
         model = build_model_fn(config)
-        lr_schedule = schedules.WarmupCosine(
-            training.learning_rate,
-            training.warmup_steps,
-            total_steps,
-            schedule.lr_multipliers(config.tasks),
-        )
         variables = list(model.trainable_variables)
-        optimizer = optimizers.build_optimizer(training, lr_schedule, variables)
+        if training.schedule == "every_task":  # IV-ViT: an optimizer per task
+            from trainer import every_task
+
+            task_optimizers = every_task.build_task_optimizers(config, model, total_steps)
+        else:
+            lr_schedule = schedules.WarmupCosine(
+                training.learning_rate,
+                training.warmup_steps,
+                total_steps,
+                schedule.lr_multipliers(config.tasks),
+            )
+            optimizer = optimizers.build_optimizer(training, lr_schedule, variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    tracked = {"optimizer": optimizer} if optimizer is not None else {}
+    if task_optimizers:
+        tracked["task_optimizers"] = tf.train.Checkpoint(**task_optimizers)
+    checkpoint = tf.train.Checkpoint(model=model, step=step, **tracked)
     manager = tf.train.CheckpointManager(
         checkpoint, checkpoint_dir, max_to_keep=training.checkpoints_to_keep
     )
@@ -243,6 +258,7 @@ def restore(
         checkpoint_dir=checkpoint_dir,
         start_step=int(step.numpy()),
         precision=str(policy),
+        task_optimizers=task_optimizers,
     )
 
 
@@ -394,13 +410,14 @@ def accumulate_step(strategy, update: _Update, tasks: Mapping[str, Task], iterat
 
 
 def step_bodies(
-    config: TrainerConfig, strategy, state: TrainState, iterators: dict, total_steps: int = 0
+    config: TrainerConfig, strategy, state: TrainState, iterators: dict
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """{the tasks a schedule entry trains: its untraced step body} (TaskSchedule.tasks_at)."""
     if config.training.schedule == "every_task":  # IV-ViT: an optimizer per task
         from trainer import every_task
 
-        return every_task.step_bodies(config, strategy, state, iterators, total_steps)
+        return every_task.step_bodies(config, strategy, state, iterators)
+    assert state.optimizer is not None, "restore builds the shared optimizer for this schedule"
     update = _Update(state.model, state.optimizer, state.variables, config.training.grad_clip_norm)
     tasks = {t.name: t for t in config.tasks}
     jit = config.training.jit_compile
@@ -413,12 +430,12 @@ def step_bodies(
 
 
 def step_functions(
-    config: TrainerConfig, strategy, state: TrainState, iterators: dict, total_steps: int = 0
+    config: TrainerConfig, strategy, state: TrainState, iterators: dict
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """{the tasks a schedule entry trains: its traced step} (schedules.TaskSchedule.tasks_at)."""
     return {
         key: tf.function(body, autograph=False)
-        for key, body in step_bodies(config, strategy, state, iterators, total_steps).items()
+        for key, body in step_bodies(config, strategy, state, iterators).items()
     }
 
 

@@ -74,6 +74,13 @@ def test_polyvit_run_ingests_validates_and_summarises(tmp_path, capsys):
         counts = f"train {per_split['train']}, eval {per_split['eval']}"
         assert f"  {task}: clips {counts}; quarantined " in printed
     assert examples.uri in printed and metadata in printed
+    # Last, the wall time of every stage of this run, read back from ML Metadata.
+    table = printed[printed.index("wall time per stage (ML Metadata):") :].splitlines()
+    rows = {line.split()[0]: line.split() for line in table[2:]}
+    assert [s.node for s in outputs.stages] == list(rows)[:-1] and list(rows)[-1] == "run"
+    for node in ("MediaExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert rows[node][1] == "complete", rows[node]
+        float(rows[node][-1])  # seconds
 
 
 @tfx.dsl.components.component

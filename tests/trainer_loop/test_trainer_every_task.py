@@ -3,12 +3,15 @@ update applied by its own optimizer (own learning rate and weight decay), over i
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 
 from core import config as config_lib
 from tests.support.configs import FEATURE_SHAPES, four_tasks, model_overrides, tiny_config
-from trainer import every_task, schedules
+from trainer import every_task, schedules, train_loop
 from trainer.model import build_model
 
 SHAPES = {**FEATURE_SHAPES, "video": (2, *FEATURE_SHAPES["image"])}
@@ -31,36 +34,52 @@ def every_task_config() -> config_lib.TrainerConfig:
     return config_lib.trainer_config(tiny_config(tasks, overrides))
 
 
+def _restore(config, directory, total_steps=10):
+    """train_loop.restore as train() calls it: model, the schedule's optimizers, the checkpoint."""
+    schedule = schedules.TaskSchedule(config.tasks, config.training, total_steps)
+    return train_loop.restore(
+        config,
+        tf.distribute.get_strategy(),
+        schedule,
+        total_steps,
+        lambda c: build_model(c.model, c.tasks, feature_shapes=SHAPES),
+        directory,
+    )
+
+
+def _step(config, state):
+    """The every-task step over random batches of each task's shape and batch size."""
+    iterators = {
+        t.name: iter(
+            tf.data.Dataset.range(1000).map(
+                lambda _, t=t: (
+                    {t.modality: tf.random.normal((t.batch_size, *SHAPES[t.modality]))},
+                    tf.one_hot(tf.zeros([t.batch_size], tf.int32), t.num_classes),
+                )
+            )
+        )
+        for t in config.tasks
+    }
+    fns = every_task.step_functions(config, tf.distribute.get_strategy(), state, iterators)
+    assert list(fns) == [("digits", "motion")]
+    return fns[("digits", "motion")]
+
+
+def _checkpoint_roots(path: str) -> set[str]:
+    """The objects a checkpoint holds (not the bookkeeping every checkpoint has)."""
+    names = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    return names - {"save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
 def test_each_step_applies_every_task_with_its_own_batch_and_optimizer(tmp_path):
     config = every_task_config()
     assert schedules.TaskSchedule(config.tasks, config.training, 3).tasks_at(1) == (
         "digits",
         "motion",
     )
-    strategy = tf.distribute.get_strategy()
-    model = build_model(config.model, config.tasks, feature_shapes=SHAPES)
-    step = tf.Variable(0, dtype=tf.int64)
-    checkpoint = tf.train.Checkpoint(model=model, step=step)
-    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=1)
-
-    class State:  # the fields of train_loop.TrainState the hook reads
-        pass
-
-    state = State()
-    state.model, state.manager = model, manager
-    iterators = {}
-    for task in config.tasks:
-        iterators[task.name] = iter(
-            tf.data.Dataset.range(1000).map(
-                lambda _, t=task: (
-                    {t.modality: tf.random.normal((t.batch_size, *SHAPES[t.modality]))},
-                    tf.one_hot(tf.zeros([t.batch_size], tf.int32), t.num_classes),
-                )
-            )
-        )
-    step_fns = every_task.step_functions(config, strategy, state, iterators, total_steps=10)
-    assert list(step_fns) == [("digits", "motion")]
-    optimizers = {n: getattr(checkpoint.task_optimizers, n) for n in ("digits", "motion")}
+    state = _restore(config, str(tmp_path))
+    model, optimizers = state.model, state.task_optimizers
+    step = _step(config, state)
     # Own learning rate and weight decay per task (each batch has its task's batch_size).
     assert optimizers["digits"].weight_decay == 0.1
     assert not optimizers["motion"].weight_decay
@@ -71,7 +90,7 @@ def test_each_step_applies_every_task_with_its_own_batch_and_optimizer(tmp_path)
     before = {n: v.numpy().copy() for n, v in heads.items()}
     shared_before = shared.numpy().copy()
     for i in range(3):
-        summaries = step_fns[("digits", "motion")]()
+        summaries = step()
         assert set(summaries) == {"digits", "motion"}
         for name, opt in optimizers.items():
             assert int(opt.iterations.numpy()) == i + 1, name  # every task's optimizer, each step
@@ -87,55 +106,59 @@ def test_each_step_applies_every_task_with_its_own_batch_and_optimizer(tmp_path)
         moment = [s for s in opt.variables if "encoder" in s.name and s.shape == shared.shape]
         assert moment and np.abs(moment[0].numpy()).sum() > 0
     # The optimizers are saved with the run's checkpoint.
-    path = manager.save()
+    path = state.manager.save()
     names = [n for n, _ in tf.train.list_variables(path)]
     assert any(n.startswith("task_optimizers/motion") for n in names)
 
 
-def _setup(config, directory):
-    model = build_model(config.model, config.tasks, feature_shapes=SHAPES)
-    checkpoint = tf.train.Checkpoint(model=model)
-    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)
-    if manager.latest_checkpoint:  # as train_loop.restore does, before the hook runs
-        checkpoint.restore(manager.latest_checkpoint)
+def test_only_the_optimizers_the_schedule_uses_are_built_and_saved(tmp_path):
+    config = every_task_config()
+    state = _restore(config, str(tmp_path / "every_task"))
+    assert state.optimizer is None and set(state.task_optimizers) == {"digits", "motion"}
+    assert _checkpoint_roots(state.manager.save()) == {"model", "step", "task_optimizers"}
 
-    class State:  # the fields of train_loop.TrainState the hook reads
-        pass
-
-    state = State()
-    state.model, state.manager = model, manager
-    iterators = {
-        t.name: iter(
-            tf.data.Dataset.range(100).map(
-                lambda _, t=t: (
-                    {t.modality: tf.random.normal((t.batch_size, *SHAPES[t.modality]))},
-                    tf.one_hot(tf.zeros([t.batch_size], tf.int32), t.num_classes),
-                )
-            )
-        )
-        for t in config.tasks
-    }
-    strategy = tf.distribute.get_strategy()
-    fns = every_task.step_functions(config, strategy, state, iterators, total_steps=10)
-    return checkpoint, manager, fns[("digits", "motion")]
+    training = dataclasses.replace(config.training, schedule="weighted")
+    weighted = _restore(dataclasses.replace(config, training=training), str(tmp_path / "w"))
+    assert weighted.optimizer is not None and weighted.task_optimizers == {}
+    assert _checkpoint_roots(weighted.manager.save()) == {"model", "step", "optimizer"}
 
 
 def test_a_resumed_run_restores_each_tasks_optimizer(tmp_path):
     config = every_task_config()
-    checkpoint, manager, step = _setup(config, str(tmp_path))
+    state = _restore(config, str(tmp_path))
+    step = _step(config, state)
     for _ in range(2):
         step()
-    saved = {
-        n: [v.numpy() for v in getattr(checkpoint.task_optimizers, n).variables]
-        for n in ("digits", "motion")
-    }
-    manager.save()
-    again, _, _ = _setup(config, str(tmp_path))
+    saved = {n: [v.numpy() for v in opt.variables] for n, opt in state.task_optimizers.items()}
+    state.step.assign(2)
+    state.manager.save()
+    again = _restore(config, str(tmp_path))
+    assert again.start_step == 2
     for name, values in saved.items():
-        restored = getattr(again.task_optimizers, name)
+        restored = again.task_optimizers[name]
         assert int(restored.iterations.numpy()) == 2, name
         for a, b in zip(restored.variables, values, strict=True):
             np.testing.assert_array_equal(a.numpy(), b)
+
+
+def test_a_checkpoint_that_also_holds_a_shared_optimizer_still_resumes(tmp_path):
+    # Runs before the shared optimizer was left out saved one beside the tasks' optimizers.
+    config = every_task_config()
+    state = _restore(config, str(tmp_path))
+    _step(config, state)()
+    state.step.assign(1)
+    shared = keras.optimizers.Adam()
+    shared.build(state.model.trainable_variables)
+    older = tf.train.Checkpoint(
+        model=state.model,
+        step=state.step,
+        optimizer=shared,
+        task_optimizers=tf.train.Checkpoint(**state.task_optimizers),
+    )
+    older.save(str(tmp_path / "ckpt"))
+    again = _restore(config, str(tmp_path))
+    assert again.start_step == 1
+    assert int(again.task_optimizers["motion"].iterations.numpy()) == 1
 
 
 def _random_batches(pattern, task, inputs, *, training, batch_size, **_):
@@ -149,10 +172,6 @@ def _random_batches(pattern, task, inputs, *, training, batch_size, **_):
 
 
 def test_the_training_loop_runs_and_resumes_the_every_task_schedule(tmp_path):
-    import dataclasses
-
-    from trainer import train_loop
-
     config = every_task_config()
     patterns = {t.name: "unused" for t in config.tasks}
 
