@@ -79,6 +79,11 @@ class Task:
     name: str = ""
     modality: Modality = "image"
     data: DataSource = field(default_factory=DataSource)
+    # false: the task's data has no classes (VATT pretraining clips). It is ingested without
+    # labels (a CSV needs no label column, a folder no class folders), gets no vocabulary and no
+    # head, and only the Pretrainer reads it (it must be `pretraining.task`); leave num_classes
+    # and eval out.
+    labelled: bool = True
     label_type: LabelType = "single"
     num_classes: int = 0
     batch_size: int = 32
@@ -360,7 +365,8 @@ class Pretraining:
     co-training one, on an unlabelled video task with its soundtrack and captions."""
 
     enabled: bool = False
-    task: str = ""  # the video task (labels not needed) whose clips pretrain the model
+    # The video task whose clips pretrain the model: typically unlabelled (labelled: false).
+    task: str = ""
     steps: int = 200
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -573,6 +579,7 @@ class TaskData:
 
     name: str = ""
     modality: Modality = "image"
+    labelled: bool = True
     label_type: LabelType = "single"
     data: DataSource = field(default_factory=DataSource)
 
@@ -600,7 +607,10 @@ class TrainerConfig:
     """The Trainer's slice: what decides the model, its inputs and its training."""
 
     pipeline_name: str = "polyvit"
+    # The labelled tasks: one head each, co-trained, evaluated and exported.
     tasks: list[Task] = field(default_factory=list)
+    # Unlabelled tasks (`labelled: false`): no head; only the Pretrainer reads them.
+    unlabelled_tasks: list[Task] = field(default_factory=list)
     model: Model = field(default_factory=Model)
     inputs: Inputs = field(default_factory=Inputs)
     training: Training = field(default_factory=Training)
@@ -610,12 +620,23 @@ class TrainerConfig:
     pretraining: Pretraining = field(default_factory=Pretraining)
 
     def task(self, name: str) -> Task:
-        return _task_named(self.tasks, name)
+        return _task_named(self.tasks + self.unlabelled_tasks, name)
+
+
+def labelled_tasks(tasks: list) -> list:
+    """The tasks with classes: those the co-training Trainer, the Evaluator and the report see."""
+    return [t for t in tasks if t.labelled]
 
 
 def ingest_config(config: Config) -> IngestConfig:
     tasks = [
-        TaskData(name=t.name, modality=t.modality, label_type=t.label_type, data=t.data)
+        TaskData(
+            name=t.name,
+            modality=t.modality,
+            labelled=t.labelled,
+            label_type=t.label_type,
+            data=t.data,
+        )
         for t in config.tasks
     ]
     return IngestConfig(tasks=tasks, ingestion=config.ingestion)
@@ -628,7 +649,8 @@ def transform_config(config: Config) -> TransformConfig:
 def trainer_config(config: Config) -> TrainerConfig:
     return TrainerConfig(
         pipeline_name=config.pipeline_name,
-        tasks=config.tasks,
+        tasks=labelled_tasks(config.tasks),
+        unlabelled_tasks=[t for t in config.tasks if not t.labelled],
         model=config.model,
         inputs=config.inputs,
         training=config.training,
@@ -653,7 +675,7 @@ def _check_slice_values(config_slice: Any) -> Any:
         rules.check_inputs(config_slice.inputs)
         rules.check_pretraining(config_slice.pretraining, config_slice.tasks)
     elif isinstance(config_slice, TrainerConfig):
-        rules.check_tasks(config_slice.tasks)
+        rules.check_trainer_tasks(config_slice.tasks, config_slice.unlabelled_tasks)
         rules.check_inputs(config_slice.inputs)
         rules.check_patches(
             config_slice.inputs,
@@ -663,7 +685,9 @@ def _check_slice_values(config_slice: Any) -> Any:
         rules.check_video_encoding(config_slice.model, config_slice.inputs)
         rules.check_training(config_slice.training)
         rules.check_sample_rate(config_slice.sample_rate)
-        rules.check_pretraining(config_slice.pretraining, config_slice.tasks)
+        rules.check_pretraining(
+            config_slice.pretraining, config_slice.tasks + config_slice.unlabelled_tasks
+        )
     return config_slice
 
 

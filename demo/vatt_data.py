@@ -10,8 +10,7 @@ speed, two candidates separated by `|`:
     the digit three moves up fast | a fast 3 going up
 
     <out>/vatt/videos/<set>_<n>.mp4
-    <out>/vatt/pretrain.csv        the pretraining set; no label is trained on (the label
-                                   column, the direction, is there because ingestion wants one)
+    <out>/vatt/pretrain.csv        the pretraining set: no label column (an unlabelled task)
     <out>/vatt/pretrain_eval.csv   the retrieval eval set: every clip a different (digit,
                                    direction, speed), so every query has one right caption
     <out>/vatt/few.csv             the labelled set: `labelled_per_class` clips per direction
@@ -37,6 +36,7 @@ from demo import images, presets, video, writers
 
 ROOT = "vatt"
 HEADER = ("video_path", "start", "end", "label", "caption")
+UNLABELLED_HEADER = ("video_path", "start", "end", "caption")
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DIRECTIONS = tuple(video.DIRECTIONS)
 # Pixels per frame (at the spec's fps): far enough apart to see and to hear.
@@ -165,6 +165,7 @@ def _clip_rows(
     gaps: bool,
     progress: Callable[[int], None],
 ) -> list[tuple]:
+    """CSV rows (path, start, end, direction, caption); `gaps`: some without audio/caption."""
     ink, digits = images.load_digit_ink()
     by_digit = [np.flatnonzero(digits == d) for d in range(10)]
     rows = []
@@ -217,7 +218,11 @@ def generate(
     counts = {}
     for index, (csv_name, (name, combos, gaps)) in enumerate(plans.items()):
         rows = _clip_rows(root, name, combos, seed + index, gaps, tick)
-        writers.write_csv(os.path.join(root, csv_name), HEADER, rows)
+        if gaps:  # the pretraining sets: unlabelled, the direction is only in the captions
+            header, rows = UNLABELLED_HEADER, [(*row[:3], row[4]) for row in rows]
+        else:
+            header = HEADER
+        writers.write_csv(os.path.join(root, csv_name), header, rows)
         counts[csv_name] = len(rows)
     return counts
 
