@@ -1,4 +1,4 @@
-"""`polyvit make-demo-data DIR [--scale small|full] [--seed 0]`."""
+"""`polyvit make-demo-data DIR [--scale small|full] [--seed 0] [--span N | --vatt]`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ def add_make_demo_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="write DIR/span-N instead: the newest earlier span plus about 10%% new media "
         "(a whole generation if there is none); for configs/demo_spans.yaml",
+    )
+    parser.add_argument(
+        "--vatt",
+        action="store_true",
+        help="write DIR/vatt instead: moving digits whose soundtrack and captions describe "
+        "them, unlabelled pretraining clips and a few labelled ones; for configs/vatt.yaml "
+        "(--scale small: a handful of clips, for tests)",
     )
 
 
@@ -78,8 +85,13 @@ def make_demo_data(args: argparse.Namespace) -> int:
     from demo.generate import generate
 
     began = time.perf_counter()
+    if args.span is not None and args.vatt:
+        print("polyvit make-demo-data: --span and --vatt exclude each other", file=sys.stderr)
+        return 2
     if args.span is not None:
         return _make_span(args, began)
+    if args.vatt:
+        return _make_vatt(args, began)
     print(f"Writing the {args.scale} demo datasets (seed {args.seed}) to {args.dir}", flush=True)
     try:
         results = generate(
@@ -109,5 +121,21 @@ def _make_span(args: argparse.Namespace, began: float) -> int:
     base = "a whole generation" if result.base_span is None else f"span {result.base_span} plus"
     added = ", ".join(f"{name}={n}" for name, n in result.added.items())
     print(f"Span {result.span} in {result.path}: {base} new files {added}")
+    print(f"Done in {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+# `--vatt --scale small`: enough clips for the pipeline to run (tests), not to learn.
+_VATT_SMALL = {"pretrain_clips": 12, "eval_clips": 8, "labelled_per_class": 2, "eval_per_class": 2}
+
+
+def _make_vatt(args: argparse.Namespace, began: float) -> int:
+    from demo import vatt_data
+
+    sizes = _VATT_SMALL if args.scale == "small" else {}
+    print(f"Writing the VATT demo data (seed {args.seed}) to {args.dir}/{vatt_data.ROOT}")
+    counts = vatt_data.generate(args.dir, seed=args.seed, progress=_ProgressPrinter(), **sizes)
+    for name, count in counts.items():
+        print(f"  {vatt_data.ROOT}/{name}: {count} clips")
     print(f"Done in {time.perf_counter() - began:.1f} s")
     return 0

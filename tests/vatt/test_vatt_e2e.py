@@ -25,7 +25,9 @@ CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "vatt.yam
 def vatt_pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("vatt")
     data_root, root = str(tmp / "data"), str(tmp / "run")
-    vatt_data.generate(data_root, per_direction=3, eval_per_direction=2, labelled_per_class=2)
+    vatt_data.generate(
+        data_root, pretrain_clips=12, eval_clips=8, labelled_per_class=2, eval_per_class=2
+    )
     settings = [
         f"pipeline_root={root}",
         f"serving.push_dir={root}/serving",
