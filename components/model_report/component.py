@@ -3,7 +3,8 @@
 Inputs: the Evaluator's ModelEvaluation (TFMA output: candidate, and the baseline's numbers
 when there was one) and ModelBlessing, the Trainer's Model and ModelRun (training curves and
 the trainer's own eval numbers), the Examples (label vocabularies) and, with VATT
-pretraining, the Pretrainer's Model (retrieval and linear-probe figures). Output: a `ModelReport`
+pretraining, the Pretrainer's Model (retrieval and linear-probe figures) and, with tuning, the
+Tuner's TunerResults (every trial and its per-task scores). Output: a `ModelReport`
 artifact holding index.html; its `decision` custom property is BLESSED or NOT_BLESSED.
 Parameter: `config_json`, the JSON of the report's slice of the config (report.ReportConfig).
 
@@ -43,6 +44,9 @@ def ModelReport(
     model_run: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelRun] = None,
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
     pretrained_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
+    tuner_results: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.TunerResults
+    ] = None,
 ) -> None:
     """Writes the report of `evaluation` into the `report` artifact."""
     config = config_lib.slice_from_json(
@@ -59,6 +63,7 @@ def ModelReport(
         # TFX's span property (0 without spans), as MediaExampleGen writes it.
         spans=[examples.get_int_custom_property("span")] if examples is not None else [],
         pretrained_model_uri=pretrained_model.uri if pretrained_model is not None else None,
+        tuner_results_uri=tuner_results.uri if tuner_results is not None else None,
     )
     report.set_string_custom_property("decision", summary["decision"])
     report.set_string_custom_property("index", report.uri.rstrip("/") + "/" + report_lib.INDEX)
