@@ -273,3 +273,21 @@ def test_tuner_fn_steps_follow_the_tuners_train_and_eval_args():
     args = types.SimpleNamespace(custom_config=custom, train_steps=7, eval_steps=None)
     assert tuning_fn.tuner_config(args).tuning.steps_per_trial == 7
     assert tuning_fn.tuner_config(args).tuning.eval_steps == config.tuning.eval_steps
+
+
+def test_both_search_algorithms_propose_values_inside_the_space(tmp_path):
+    from trainer import tuning_fn
+
+    for algorithm, kind in (
+        ("random", keras_tuner.oracles.RandomSearchOracle),
+        ("bayesian", keras_tuner.oracles.BayesianOptimizationOracle),
+    ):
+        config = _config({"tuning.algorithm": algorithm, "tuning.max_trials": 3})
+        tuner_slice = config_lib.tuner_config(_slice(config), config.tuning)
+        oracle = tuning_fn.make_oracle(tuner_slice)
+        assert isinstance(oracle, kind) and oracle.max_trials == 3
+        assert oracle.objective.name == "objective" and oracle.objective.direction == "max"
+        oracle._set_project_dir(str(tmp_path), algorithm)
+        values = oracle.create_trial("t0").hyperparameters.values
+        assert 1e-4 <= values["training.learning_rate"] <= 1e-2
+        assert values["tasks.digits.batch_size"] in (8, 16, 32)
