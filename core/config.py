@@ -429,8 +429,10 @@ class Tuning:
     algorithm: Literal["random", "bayesian"] = "random"
     max_trials: int = 4
     steps_per_trial: int = 100
-    # Eval batches per task a trial is scored on (0: the whole eval split).
-    eval_steps: int = 5
+    # Eval batches per task a trial is scored on; 0 (the default): the whole eval split. A
+    # positive value scores the split's first batches only, which are not a sample when the
+    # records are in class order (MediaExampleGen writes them as it lists the folders).
+    eval_steps: int = 0
     seed: int = 0
     # What is searched: training.learning_rate and training.weight_decay in these ranges, and
     # per task (each of `tasks`, empty: every task) its loss_weight in `loss_weight` and its

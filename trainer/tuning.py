@@ -124,7 +124,8 @@ def apply_hyperparameters(
         parts = name.split(".")
         if len(parts) == 2 and parts[0] == "training" and parts[1] in TRAINING_KEYS:
             old = getattr(training, parts[1])
-            training = dataclasses.replace(training, **{parts[1]: float(value)})
+            change: dict[str, Any] = {parts[1]: float(value)}
+            training = dataclasses.replace(training, **change)
         elif len(parts) == 3 and parts[0] == "tasks" and parts[2] in TASK_KEYS:
             if parts[1] not in tasks:
                 raise ConfigError(
@@ -132,7 +133,8 @@ def apply_hyperparameters(
                 )
             cast = int if parts[2] == "batch_size" else float
             old = getattr(tasks[parts[1]], parts[2])
-            tasks[parts[1]] = dataclasses.replace(tasks[parts[1]], **{parts[2]: cast(value)})
+            task_change: dict[str, Any] = {parts[2]: cast(value)}
+            tasks[parts[1]] = dataclasses.replace(tasks[parts[1]], **task_change)
         else:
             raise ConfigError(
                 f"hyperparameters: {name}: not a tuned key (training.learning_rate, "

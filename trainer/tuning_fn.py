@@ -82,7 +82,8 @@ def tuner_config(fn_args) -> config_lib.TunerConfig:
 
 
 def tuner_fn(fn_args):
-    """The TFX Tuner's entry point: returns TunerFnResult(tuner, fit_kwargs={})."""
+    """The TFX Tuner's entry point: returns TunerFnResult(tuner, fit_kwargs), the kwargs only
+    keras-tuner's `verbose=0` (its per-trial tables go to stdout; each trial logs a line)."""
     from tfx.components.tuner.component import TunerFnResult
 
     config = tuner_config(fn_args)
@@ -121,4 +122,4 @@ def tuner_fn(fn_args):
         ", ".join(item["name"] for item in tuning.space_spec(config.tuning, trainer_slice)),
     )
     tuner = TrainLoopTuner(make_oracle(config), trial_fn, fn_args.working_dir)
-    return TunerFnResult(tuner=tuner, fit_kwargs={})
+    return TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})

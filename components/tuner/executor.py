@@ -60,7 +60,10 @@ class Executor(tfx_tuner_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         if tfx_tuner_executor.get_tune_args(exec_properties):
             raise ValueError("TuneArgs is not supported by this Tuner's Executor.")
-        tuner = tfx_tuner_executor.search(input_dict, exec_properties, self._get_tmp_dir())
+        # No keras-tuner summaries on stdout: every trial logs its values and scores.
+        tuner = tfx_tuner_executor.search(
+            input_dict, exec_properties, self._get_tmp_dir(), print_tuning_summary=False
+        )
         rows = trial_rows(list(tuner.oracle.trials.values()), _best_trial_id(tuner))
         if not any(row["objective"] is not None for row in rows):
             reasons = "; ".join(f"trial {r['trial_id']}: {' '.join(r['message'])}" for r in rows)

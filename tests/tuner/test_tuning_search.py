@@ -97,7 +97,7 @@ def test_a_tiny_search_beats_a_deliberately_bad_start(tmp_path):
         custom_config=config_lib.to_custom_config(tuner_slice),
     )
     result = tuning_fn.tuner_fn(fn_args)
-    assert result.fit_kwargs == {}
+    assert result.fit_kwargs == {"verbose": 0}
 
     # The starting point, scored exactly as a trial is: the configured values, no search.
     patterns = {
