@@ -50,9 +50,35 @@ class TrainLoopTuner(base_tuner.BaseTuner):
         return scores
 
 
+class _ConfiguredFirst:
+    """An oracle whose first trial is the configured values (each clamped into its range: the
+    space's defaults, trainer.tuning.space_spec), so the search scores the starting point on
+    the same budget and its best is never worse than it on that budget."""
+
+    hyperparameters: Any
+    trials: dict
+
+    def populate_space(self, trial_id):
+        if not self.trials:
+            values = {hp.name: hp.default for hp in self.hyperparameters.space}
+            return {"status": "RUNNING", "values": values}
+        return super().populate_space(trial_id)
+
+
+class RandomSearchOracle(_ConfiguredFirst, keras_tuner.oracles.RandomSearchOracle):
+    pass
+
+
+class BayesianOptimizationOracle(_ConfiguredFirst, keras_tuner.oracles.BayesianOptimizationOracle):
+    pass
+
+
 def make_oracle(config: config_lib.TunerConfig):
     """keras-tuner's RandomSearch or BayesianOptimization oracle over the config's space,
-    maximising the objective, with `tuning.max_trials` trials."""
+    maximising the objective, with `tuning.max_trials` trials, the first of them the
+    configured values. Bayesian: half the budget (at least 2 trials) samples at random before
+    the Gaussian process proposes (keras-tuner's default, 3 per dimension, would exceed a
+    small budget and never fit the process)."""
     space = tuning.search_space(config.tuning, config)
     settings: dict[str, Any] = {
         "objective": keras_tuner.Objective(tuning.OBJECTIVE, direction="max"),
@@ -64,8 +90,9 @@ def make_oracle(config: config_lib.TunerConfig):
         "max_consecutive_failed_trials": 1,
     }
     if config.tuning.algorithm == "bayesian":
-        return keras_tuner.oracles.BayesianOptimizationOracle(**settings)
-    return keras_tuner.oracles.RandomSearchOracle(**settings)
+        initial = max(2, config.tuning.max_trials // 2)
+        return BayesianOptimizationOracle(num_initial_points=initial, **settings)
+    return RandomSearchOracle(**settings)
 
 
 def tuner_config(fn_args) -> config_lib.TunerConfig:

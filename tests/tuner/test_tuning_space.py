@@ -288,6 +288,20 @@ def test_both_search_algorithms_propose_values_inside_the_space(tmp_path):
         assert isinstance(oracle, kind) and oracle.max_trials == 3
         assert oracle.objective.name == "objective" and oracle.objective.direction == "max"
         oracle._set_project_dir(str(tmp_path), algorithm)
+        # The first trial is the configured starting point; later ones are searched.
+        first = oracle.create_trial("t0")
+        assert first.hyperparameters.values == {
+            "training.learning_rate": 0.002,
+            "training.weight_decay": config.training.weight_decay,
+            "tasks.digits.loss_weight": 1.0,
+            "tasks.digits.batch_size": 32,
+            "tasks.motion.loss_weight": 2.0,
+            "tasks.motion.batch_size": 16,
+        }
+        oracle.update_trial(first.trial_id, {"objective": 0.5})
+        first.status = "COMPLETED"
+        oracle.end_trial(first)
         values = oracle.create_trial("t0").hyperparameters.values
+        assert values != first.hyperparameters.values
         assert 1e-4 <= values["training.learning_rate"] <= 1e-2
         assert values["tasks.digits.batch_size"] in (8, 16, 32)
