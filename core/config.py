@@ -419,6 +419,48 @@ class Continuous:
 
 
 @dataclass
+class SearchRange:
+    """A range the Tuner searches (`min` to `max`, on a log scale with `log`); unset (max 0)
+    leaves the configured value alone."""
+
+    min: float = 0.0
+    max: float = 0.0
+    log: bool = False
+
+    @property
+    def is_set(self) -> bool:
+        return self.max > 0
+
+
+@dataclass
+class Tuning:
+    """Hyperparameter search before the Trainer (TFX Tuner, trainer/tuning_fn.py): each trial
+    trains with the project's own loop for `steps_per_trial` steps and scores the mean over
+    tasks of each task's headline eval metric; the Trainer applies the best values."""
+
+    enabled: bool = False
+    # keras-tuner's oracles: RandomSearch or BayesianOptimization (a Gaussian process).
+    algorithm: Literal["random", "bayesian"] = "random"
+    max_trials: int = 4
+    steps_per_trial: int = 100
+    # Eval batches per task a trial is scored on; 0 (the default): the whole eval split. A
+    # positive value scores the split's first batches only, which are not a sample when the
+    # records are in class order (MediaExampleGen writes them as it lists the folders).
+    eval_steps: int = 0
+    seed: int = 0
+    # What is searched: training.learning_rate and training.weight_decay in these ranges, and
+    # per task (each of `tasks`, empty: every task) its loss_weight in `loss_weight` and its
+    # batch_size among `batch_sizes`. An unset range / empty list is not searched.
+    learning_rate: SearchRange = field(
+        default_factory=lambda: SearchRange(min=1e-4, max=1e-2, log=True)
+    )
+    weight_decay: SearchRange = field(default_factory=SearchRange)
+    loss_weight: SearchRange = field(default_factory=SearchRange)
+    batch_sizes: list[int] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     pipeline_name: str = "polyvit"
     # Raw data paths in tasks are relative to this folder (or bucket); relative data_root is
@@ -437,6 +479,7 @@ class Config:
     kubeflow: Kubeflow = field(default_factory=Kubeflow)
     pretraining: Pretraining = field(default_factory=Pretraining)
     continuous: Continuous = field(default_factory=Continuous)
+    tuning: Tuning = field(default_factory=Tuning)
 
     def task(self, name: str) -> Task:
         return _task_named(self.tasks, name)
@@ -563,6 +606,7 @@ def _check_values(config: Config) -> Config:
     rules.check_continuous(config.continuous)
     rules.check_strategy(config.training, config.kubeflow)
     rules.check_pretraining(config.pretraining, config.tasks)
+    rules.check_tuning(config.tuning, labelled_tasks(config.tasks))
     return config
 
 
@@ -636,6 +680,13 @@ def labelled_tasks(tasks: list) -> list:
     return [t for t in tasks if t.labelled]
 
 
+@dataclass
+class TunerConfig(TrainerConfig):
+    """The Tuner's slice: the Trainer's (its trials run the same training loop) and `tuning`."""
+
+    tuning: Tuning = field(default_factory=Tuning)
+
+
 def ingest_config(config: Config) -> IngestConfig:
     tasks = [
         TaskData(
@@ -667,6 +718,12 @@ def trainer_config(config: Config) -> TrainerConfig:
     )
 
 
+def tuner_config(trainer_slice: TrainerConfig, tuning: Tuning) -> TunerConfig:
+    """The Trainer's slice (as the pipeline resolved it, strategy included) plus `tuning`."""
+    fields = {f.name: getattr(trainer_slice, f.name) for f in dataclasses.fields(TrainerConfig)}
+    return TunerConfig(**fields, tuning=tuning)
+
+
 def validate_slice(config_slice: Any) -> Any:
     """The value rules of the sections a slice holds (a slice rebuilt from a component's
     custom_config is checked as strictly as the Config it was cut from)."""
@@ -696,6 +753,8 @@ def _check_slice_values(config_slice: Any) -> Any:
         rules.check_pretraining(
             config_slice.pretraining, config_slice.tasks + config_slice.unlabelled_tasks
         )
+    if isinstance(config_slice, TunerConfig):
+        rules.check_tuning(config_slice.tuning, config_slice.tasks)
     return config_slice
 
 

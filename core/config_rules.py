@@ -22,9 +22,11 @@ if TYPE_CHECKING:  # the sections are only read here; core.config imports this m
         Model,
         ModelSize,
         Pretraining,
+        SearchRange,
         Serving,
         Task,
         Training,
+        Tuning,
     )
 
 
@@ -450,4 +452,41 @@ def check_pretraining(pretraining: Pretraining, tasks: list[Task]) -> None:
             f"{key}.probe_task",
             f"must name a labelled video task of {labelled}",
             pretraining.probe_task,
+        )
+
+
+def _check_range(search: SearchRange, key: str) -> None:
+    if not search.is_set:
+        _require(search.min == 0, f"{key}.max", "must be set (positive) when min is", search.max)
+        return
+    _require(search.min >= 0, f"{key}.min", "must not be negative", search.min)
+    _require(search.min < search.max, f"{key}.min", f"must be below max ({search.max})", search.min)
+    if search.log:
+        _require(search.min > 0, f"{key}.min", "must be positive on a log scale", search.min)
+
+
+def check_tuning(tuning: Tuning, tasks: list[Task]) -> None:
+    """The Tuner's budget and search space (trainer/tuning.py builds it from these)."""
+    key = "tuning"
+    _positive(tuning, key, ("max_trials", "steps_per_trial"))
+    _not_negative(tuning, key, ("eval_steps", "seed"))
+    for name in ("learning_rate", "weight_decay", "loss_weight"):
+        _check_range(getattr(tuning, name), f"{key}.{name}")
+    for size in tuning.batch_sizes:
+        _require(size > 0, f"{key}.batch_sizes", "must hold positive sizes", tuning.batch_sizes)
+    sizes = tuning.batch_sizes
+    _require(len(set(sizes)) == len(sizes), f"{key}.batch_sizes", "must not repeat a size", sizes)
+    names = [t.name for t in tasks]
+    for name in tuning.tasks:
+        _require(name in names, f"{key}.tasks", f"must name tasks of {names}", name)
+    searched = [
+        tuning.learning_rate.is_set,
+        tuning.weight_decay.is_set,
+        tuning.loss_weight.is_set,
+        bool(sizes),
+    ]
+    if tuning.enabled and not any(searched):
+        raise ConfigError(
+            "tuning: enabled but nothing to search; set a range (learning_rate, weight_decay, "
+            "loss_weight) or batch_sizes"
         )

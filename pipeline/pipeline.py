@@ -18,6 +18,9 @@ Stages, in order:
                        newest version of each of the newest N spans (TFX's rolling_range)
   Transform            sorted label vocabularies per task, log-mel audio mean/std (analysis
                        only: materialize=False, video is too large to copy)
+  Tuner                optional (`tuning.enabled`): hyperparameter search, each trial a short
+                       run of the Trainer's own loop (trainer/tuning_fn.py); the Trainer
+                       applies its best_hyperparameters
   Pretrainer           optional (`pretraining.enabled`): VATT self-supervised pretraining on a
                        video task's frames, soundtrack and captions (trainer/vatt/run_fn.py);
                        its output is the Trainer's base_model
@@ -45,6 +48,7 @@ from components.evaluation.config import make_eval_config
 from components.media_example_gen.component import MediaExampleGen
 from components.model_report.component import ModelReport, report_config_json
 from components.serving_validator.component import ServingValidator
+from components.tuner.component import Tuner
 from core import features
 from core.config import (
     Config,
@@ -53,6 +57,7 @@ from core.config import (
     to_custom_config,
     trainer_config,
     transform_config,
+    tuner_config,
 )
 from pipeline import accelerators
 
@@ -181,6 +186,8 @@ def model_stages(
         warm = {"base_model": resolver.outputs["model"]}
     else:
         warm = {}
+    tuner = _tuner(config, examples, transform, trainer_slice, {} if pretrainer else warm)
+    tuned = {"hyperparameters": tuner.outputs["best_hyperparameters"]} if tuner else {}
     trainer = accelerators.trainer_component_class(config)(
         run_fn="trainer.vatt.run_fn.finetune_run_fn" if pretrainer else "trainer.run_fn.run_fn",
         examples=window,
@@ -193,6 +200,7 @@ def model_stages(
             **accelerators.trainer_custom_config(config),
         },
         **warm,
+        **tuned,
     )
     evaluator = tfx.components.Evaluator(
         examples=examples,
@@ -212,6 +220,7 @@ def model_stages(
         config_json=report_config_json(config),
         # Only with pretraining: its retrieval and linear-probe figures join the report.
         **({"pretrained_model": pretrainer.outputs["model"]} if pretrainer else {}),
+        **({"tuner_results": tuner.outputs["tuner_results"]} if tuner else {}),
     )
     serving_validator = ServingValidator(
         model=trainer.outputs["model"],
@@ -229,8 +238,24 @@ def model_stages(
             )
         ),
     )
-    stages = [transform, resolver, trainer, evaluator, report, serving_validator, pusher]
-    return stages[:1] + [pretrainer] + stages[1:] if pretrainer else stages
+    stages = [transform, pretrainer, resolver, tuner, trainer, evaluator, report]
+    return [s for s in stages if s is not None] + [serving_validator, pusher]
+
+
+def _tuner(config: Config, examples, transform, trainer_slice, warm: dict):
+    """TFX's Tuner (components/tuner/) when `tuning.enabled`, else None: its trials train the
+    Trainer's slice (warm-started as the Trainer is, from the latest blessed model)."""
+    if not config.tuning.enabled:
+        return None
+    return Tuner(
+        tuner_fn="trainer.tuning_fn.tuner_fn",
+        examples=examples,
+        transform_graph=transform.outputs["transform_graph"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.tuning.steps_per_trial),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.tuning.eval_steps),
+        custom_config=to_custom_config(tuner_config(trainer_slice, config.tuning)),
+        **warm,
+    )
 
 
 def _blessed_model_resolver(config: Config, window, trainer_slice, local: bool):

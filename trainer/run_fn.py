@@ -12,6 +12,8 @@ Reads from `fn_args`:
   train_steps              when set (train_args.num_steps), replaces training.steps
   eval_steps               when set (eval_args.num_steps), replaces training.eval_steps
   transform_output         when set, audio normalisation statistics from the TransformGraph
+  hyperparameters          when set (the Tuner's best_hyperparameters), applied over the config
+                           and recorded in <model_run_dir>/hyperparameters.json
   model_run_dir            TensorBoard logs, eval_metrics.json and the checkpoints, unless
                            training.checkpoint_root is set (see checkpoint_dir)
   serving_model_dir        the SavedModel (trainer/export.py), what the Pusher pushes
@@ -32,7 +34,7 @@ import tensorflow as tf
 
 from core import config as config_lib
 from core import features
-from trainer import train_loop
+from trainer import train_loop, tuning
 
 log = logging.getLogger("polyvit.trainer")
 
@@ -249,6 +251,23 @@ def write_warm_start_report(model_run_dir: str, reports: list) -> None:
         f.write(json.dumps(reports[-1].to_dict() if reports else {}, sort_keys=True))
 
 
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+
+
+def apply_tuned(config: config_lib.TrainerConfig, hyperparameters, model_run_dir: str):
+    """The config with the Tuner's best values applied (logged, and written to the ModelRun
+    as {key: {"from", "to"}}); unchanged without a Tuner."""
+    values = tuning.values_from_artifact(hyperparameters)
+    if not values:
+        return config
+    config, applied = tuning.apply_hyperparameters(config, values)
+    log.info("Applying the Tuner's best hyperparameters: %s", tuning.describe_applied(applied))
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, HYPERPARAMETERS_FILE), "w") as f:
+        f.write(json.dumps(applied, sort_keys=True))
+    return config
+
+
 def run_fn(fn_args, build_model_fn=None, extra_modules_fn=None) -> None:
     """The TFX Trainer's entry point (see the module docstring). `build_model_fn(config)`
     replaces the default model builder (trainer/vatt/run_fn.py: start from pretraining);
@@ -263,6 +282,7 @@ def run_fn(fn_args, build_model_fn=None, extra_modules_fn=None) -> None:
         config.training, eval_steps=int(fn_args.eval_steps or config.training.eval_steps)
     )
     config = dataclasses.replace(config, training=training)
+    config = apply_tuned(config, getattr(fn_args, "hyperparameters", None), fn_args.model_run_dir)
     train = task_patterns(fn_args.train_files, config, "train")
     evaluate = task_patterns(fn_args.eval_files, config, "eval")
     roots = examples_roots(fn_args.train_files, features.TRAIN)

@@ -4,9 +4,9 @@ Inputs: the Evaluator's ModelEvaluation (TFMA output: candidate, and the baselin
 when there was one) and ModelBlessing, the Trainer's Model and ModelRun (training curves and
 the trainer's own eval numbers), this run's Examples (label vocabularies), the Examples the
 Trainer read (one artifact, or one per span of `continuous.span_window`: the spans the report
-names) and, with VATT
-pretraining, the Pretrainer's Model (retrieval and linear-probe figures). Output: a `ModelReport`
-artifact holding index.html; its `decision` custom property is BLESSED or NOT_BLESSED.
+names) and, with VATT pretraining, the Pretrainer's Model (retrieval and linear-probe figures)
+and, with tuning, the Tuner's TunerResults (every trial and its per-task scores). Output: a
+`ModelReport` artifact holding index.html; its `decision` custom property is BLESSED or NOT_BLESSED.
 Parameter: `config_json`, the JSON of the report's slice of the config (report.ReportConfig).
 
 Optional inputs are `InputArtifact[...] = None` (the decorator's form of optional).
@@ -54,6 +54,9 @@ def ModelReport(
         list[tfx.types.standard_artifacts.Examples]
     ] = None,
     pretrained_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
+    tuner_results: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.TunerResults
+    ] = None,
 ) -> None:
     """Writes the report of `evaluation` into the `report` artifact."""
     config = config_lib.slice_from_json(
@@ -69,6 +72,7 @@ def ModelReport(
         examples_uri=examples.uri if examples is not None else None,
         spans=trained_spans(training_examples or ([examples] if examples is not None else [])),
         pretrained_model_uri=pretrained_model.uri if pretrained_model is not None else None,
+        tuner_results_uri=tuner_results.uri if tuner_results is not None else None,
     )
     report.set_string_custom_property("decision", summary["decision"])
     report.set_string_custom_property("index", report.uri.rstrip("/") + "/" + report_lib.INDEX)

@@ -178,6 +178,10 @@ def page(summary: dict, pictures: dict[str, dict[str, str]]) -> str:
 
         picture = summary.get("pretraining_picture")
         parts.append(pretraining.section(summary["pretraining"], picture))
+    if summary.get("tuning"):
+        from components.model_report import tuning
+
+        parts.append(tuning.section(summary["tuning"], summary.get("tuning_picture")))
     for task in summary["tasks"]:
         name = task["name"]
         parts.append(f"<section class='task' id='task-{html.escape(name)}'>")

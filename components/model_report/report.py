@@ -18,7 +18,7 @@ import os
 
 import tensorflow as tf
 
-from components.model_report import pretraining, render, results
+from components.model_report import pretraining, render, results, tuning
 from core.config import Config, Evaluation, LabelType, Modality, TaskThresholds, labelled_tasks
 from trainer.metrics import headline_metric_name
 
@@ -159,11 +159,12 @@ def write_report(
     examples_uri: str | None = None,
     spans: list[int] | None = None,
     pretrained_model_uri: str | None = None,
+    tuner_results_uri: str | None = None,
 ) -> dict:
     """Writes index.html, the PNGs and summary.json into `output_dir`; returns the summary.
     `spans`: the data spans the model was trained on (the Examples artifacts' `span`);
     `pretrained_model_uri`: the Pretrainer's model (VATT), whose retrieval and probe figures
-    get a section and a picture."""
+    get a section and a picture; `tuner_results_uri`: the Tuner's trials, likewise."""
     tf.io.gfile.makedirs(output_dir)
     summary = build_summary(
         config, evaluation_uri, blessing_uri=blessing_uri, model_roots=model_roots
@@ -177,6 +178,10 @@ def write_report(
         summary["pretraining"] = pretrained
         summary["pretraining_picture"] = pretraining.PICTURE
         pretraining.retrieval_png(pretrained, os.path.join(output_dir, pretraining.PICTURE))
+    tuned = tuning.load_tuning(tuner_results_uri, *model_roots)
+    if tuned is not None:
+        summary["tuning"], summary["tuning_picture"] = tuned, tuning.PICTURE
+        tuning.trials_png(tuned, os.path.join(output_dir, tuning.PICTURE))
     names = [t.name for t in config.tasks]
     vocabularies = results.load_vocabularies(examples_uri, names)
     matrices = results.load_confusion_matrices(
@@ -275,6 +280,8 @@ def summarize_report(report_dir: str) -> str:
         lines.append(describe_training_data(summary["trained_on"]))
     if summary.get("pretraining"):
         lines.append(describe_pretraining(summary["pretraining"]))
+    if summary.get("tuning"):
+        lines.append(tuning.describe(summary["tuning"]))
     for task in summary["tasks"]:
         headline = task["headline"]
         text = f"  {task['name']:<16} {headline} {_format(task['metrics'].get(headline))}"
