@@ -182,7 +182,6 @@ def measure(call, clients: int, seconds: float, max_requests: int) -> dict:
     """Runs `call()` from `clients` threads for `seconds` (or max_requests in all)."""
     latencies: list[float] = []
     lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
     barrier = threading.Barrier(clients)
 
     def worker():
@@ -196,9 +195,10 @@ def measure(call, clients: int, seconds: float, max_requests: int) -> dict:
             with lock:
                 latencies.append(time.perf_counter() - start)
 
-    for _ in range(3):  # warm up the path
+    for _ in range(3):  # warm up the path (the first call may trace the model: not timed)
         call()
     began = time.perf_counter()
+    stop_at = began + seconds
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
