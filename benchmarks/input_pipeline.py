@@ -1,12 +1,17 @@
-"""Throughput of the training input pipeline alone: clips/s per modality on generated records.
+"""Throughput of the training input pipeline alone, per modality, decoding every epoch vs. cached.
 
     .venv/bin/python benchmarks/input_pipeline.py [--config configs/demo.yaml] [--set k=v ...]
+        [--cache memory] [--step-seconds 3]
 
 For each modality of the config's tasks it writes records shaped as ingestion writes them
 (frames of `ingestion.short_side` pixels at `ingestion.fps`, waveforms at
-`ingestion.sample_rate`, `ingestion.clip_seconds` long), runs `make_dataset(training=True)`
-with the task's batch size and the config's augmentation, and prints clips/s after a warm-up.
-The trainer benchmark compares these figures to what a train step consumes (goal: >= 3x).
+`ingestion.sample_rate`, `ingestion.clip_seconds` long) and times `make_dataset(training=True)`
+with the task's batch size and the config's augmentation on two paths in alternating rounds
+(so both see a shared machine's same load): `off` (every record parsed and decoded every
+epoch, as before the cache) and `--cache` (decoded once; the first epoch is in the warm-up).
+Rows: clips/s, CPU ms per batch (all threads of the process), and with `--step-seconds` > 0
+the ratio to the examples/s that the same config's train step consumes, timed in this run by
+benchmarks/train_step.py's benchmark (the issue's goal: at least 3x).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from core import cli_args  # noqa: E402
 from core import config as config_lib  # noqa: E402
 from core import features as keys  # noqa: E402
 from transforms import input_pipeline  # noqa: E402
+
+PATHS = ("off",)  # the reference path; --cache adds the cached one
 
 
 def synthetic_frame(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -78,20 +85,29 @@ def write_records(folder: str, name: str, records: list[bytes]) -> str:
     return os.path.join(folder, f"{name}-*.gz")
 
 
-def measure(dataset: tf.data.Dataset, warmup: int, batches: int) -> tuple[float, int]:
-    """(seconds for `batches` batches after `warmup` batches, clips per batch)."""
-    iterator = iter(dataset)
-    for _ in range(warmup):
-        next(iterator)
-    start = time.perf_counter()
-    for step in range(batches):
-        features, _ = next(iterator)
-        if (step + 1) % max(1, batches // 4) == 0:
-            rate = (step + 1) / (time.perf_counter() - start)
-            print(f"    {step + 1}/{batches} batches, {rate:.1f} batches/s", flush=True)
-    elapsed = time.perf_counter() - start
-    clips = int(next(iter(features.values())).shape[0])
-    return elapsed, clips
+def timed_rounds(iterators: dict, batches: int, rounds: int = 4) -> dict[str, tuple[float, float]]:
+    """{path: (wall s, CPU s)} for `batches` batches of each path, taken in alternating rounds."""
+    totals = {path: [0.0, 0.0] for path in iterators}
+    per_round = max(1, batches // rounds)
+    for _ in range(rounds):
+        for path, iterator in iterators.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(per_round):
+                next(iterator)
+            totals[path][0] += time.perf_counter() - wall
+            totals[path][1] += time.process_time() - cpu
+    return {path: (wall, cpu) for path, (wall, cpu) in totals.items()}
+
+
+def step_rates(config: config_lib.Config, seconds: float) -> dict[str, float]:
+    """examples/s of each modality's train step (benchmarks/train_step.py), 0 when skipped."""
+    if seconds <= 0:
+        return {}
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import train_step  # noqa: PLC0415  (a sibling script, loaded only when asked for)
+
+    rows = train_step.benchmark(config, seconds, jit=config.training.jit_compile)
+    return {row["modality"]: row["examples/s"] for row in rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,9 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     cli_args.add_config_args(parser)
     parser.add_argument("--records", type=int, default=64, help="records per modality")
     parser.add_argument("--warmup", type=int, default=5, help="batches before timing")
-    parser.add_argument("--batches", type=int, default=40, help="timed batches")
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per path")
+    parser.add_argument(
+        "--cache",
+        default="memory",
+        choices=("memory", "file", "off"),
+        help="the cached path's training.cache_decoded (off: the reference row only)",
+    )
+    parser.add_argument(
+        "--step-seconds",
+        type=float,
+        default=3.0,
+        help="seconds per train-step timing for the ratio column (0: no train steps)",
+    )
     args = parser.parse_args(argv)
     config = cli_args.load_config(args)
+    paths = PATHS + ((args.cache,) if args.cache != "off" else ())
 
     # One task per modality: the first of the config's tasks with that modality.
     tasks = {}
@@ -115,34 +144,51 @@ def main(argv: list[str] | None = None) -> int:
                 synthetic_record(modality, i, config, task.num_classes) for i in range(args.records)
             ]
             pattern = write_records(folder, task.name, records)
-            dataset = input_pipeline.make_dataset(
-                pattern,
-                task,
-                config.inputs,
-                training=True,
-                batch_size=task.batch_size,
-                seed=config.training.seed,
-            )
-            print(f"{modality}: timing {args.batches} batches of {task.batch_size}", flush=True)
-            elapsed, clips = measure(dataset, args.warmup, args.batches)
-            shape = input_pipeline.feature_shape(task, config.inputs)
-            rows.append(
-                (
-                    modality,
-                    task.name,
-                    shape,
-                    clips,
-                    args.batches * clips / elapsed,
-                    1000 * elapsed / args.batches,
+            # The warm-up covers the first epoch, which fills the cache.
+            warmup = max(args.warmup, -(-args.records // task.batch_size) + 2)
+            iterators = {}
+            for path in paths:
+                dataset = input_pipeline.make_dataset(
+                    pattern,
+                    task,
+                    config.inputs,
+                    training=True,
+                    batch_size=task.batch_size,
+                    seed=config.training.seed,
+                    cache=path,
+                    cache_dir=os.path.join(folder, "cache"),
                 )
-            )
+                iterators[path] = iter(dataset)
+                for _ in range(warmup):
+                    next(iterators[path])
+            print(f"{modality}: timing {args.batches} batches of {task.batch_size} per path")
+            timings = timed_rounds(iterators, args.batches)
+            for path, (wall, cpu) in timings.items():
+                batches = max(1, args.batches // 4) * 4
+                rows.append(
+                    {
+                        "modality": modality,
+                        "task": task.name,
+                        "cache": path,
+                        "batch": task.batch_size,
+                        "clips/s": batches * task.batch_size / wall,
+                        "cpu ms/batch": 1000 * cpu / batches,
+                    }
+                )
+    steps = step_rates(config, args.step_seconds)
 
     print(f"\ninput pipeline throughput ({os.cpu_count()} CPU cores, training mode)")
     print(
-        f"{'modality':<9}{'task':<12}{'clip shape':<20}{'batch':>6}{'clips/s':>10}{'ms/batch':>10}"
+        f"{'modality':<9}{'task':<10}{'cache':<8}{'batch':>6}{'clips/s':>10}"
+        f"{'cpu ms/batch':>14}{'step ex/s':>11}{'x step':>8}"
     )
-    for modality, name, shape, clips, rate, ms in rows:
-        print(f"{modality:<9}{name:<12}{str(shape):<20}{clips:>6}{rate:>10.1f}{ms:>10.1f}")
+    for row in rows:
+        step = steps.get(row["modality"], 0.0)
+        ratio = f"{row['clips/s'] / step:.2f}" if step else "-"
+        print(
+            f"{row['modality']:<9}{row['task']:<10}{row['cache']:<8}{row['batch']:>6}"
+            f"{row['clips/s']:>10.1f}{row['cpu ms/batch']:>14.2f}{step:>11.1f}{ratio:>8}"
+        )
     return 0
 
 

@@ -79,6 +79,11 @@ class Task:
     name: str = ""
     modality: Modality = "image"
     data: DataSource = field(default_factory=DataSource)
+    # false: the task's data has no classes (VATT pretraining clips). It is ingested without
+    # labels (a CSV needs no label column, a folder no class folders), gets no vocabulary and no
+    # head, and only the Pretrainer reads it (it must be `pretraining.task`); leave num_classes
+    # and eval out.
+    labelled: bool = True
     label_type: LabelType = "single"
     num_classes: int = 0
     batch_size: int = 32
@@ -260,6 +265,14 @@ class Training:
     # XLA-compile each replica's train step (the forward, backward and update); what a TPU
     # always does. The input pipeline and the in-graph step loop stay outside XLA.
     jit_compile: bool = False
+    # Training input pipelines keep each record's deterministic part (decoded JPEG frames, the
+    # whole clip's log-mel, labels) after the first epoch; crops, flips, clip and audio offsets,
+    # SpecAugment and mixup stay random per step. "memory": in RAM; "file": cache files in the
+    # Trainer's working dir (one per record file); "auto": memory when the estimated decoded size
+    # is at most cache_max_mb, else off; "off": decode every record every epoch. Cached audio
+    # crops start on a hop boundary (audio_hop_ms), as readers of precomputed spectrograms do.
+    cache_decoded: Literal["auto", "memory", "file", "off"] = "auto"
+    cache_max_mb: int = 1024
     # Final evaluation: at most this many batches per task (0: the whole eval split), of
     # eval_batch_size examples (0: the task's batch_size).
     eval_steps: int = 20
@@ -360,7 +373,8 @@ class Pretraining:
     co-training one, on an unlabelled video task with its soundtrack and captions."""
 
     enabled: bool = False
-    task: str = ""  # the video task (labels not needed) whose clips pretrain the model
+    # The video task whose clips pretrain the model: typically unlabelled (labelled: false).
+    task: str = ""
     steps: int = 200
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -573,6 +587,7 @@ class TaskData:
 
     name: str = ""
     modality: Modality = "image"
+    labelled: bool = True
     label_type: LabelType = "single"
     data: DataSource = field(default_factory=DataSource)
 
@@ -600,7 +615,10 @@ class TrainerConfig:
     """The Trainer's slice: what decides the model, its inputs and its training."""
 
     pipeline_name: str = "polyvit"
+    # The labelled tasks: one head each, co-trained, evaluated and exported.
     tasks: list[Task] = field(default_factory=list)
+    # Unlabelled tasks (`labelled: false`): no head; only the Pretrainer reads them.
+    unlabelled_tasks: list[Task] = field(default_factory=list)
     model: Model = field(default_factory=Model)
     inputs: Inputs = field(default_factory=Inputs)
     training: Training = field(default_factory=Training)
@@ -610,12 +628,23 @@ class TrainerConfig:
     pretraining: Pretraining = field(default_factory=Pretraining)
 
     def task(self, name: str) -> Task:
-        return _task_named(self.tasks, name)
+        return _task_named(self.tasks + self.unlabelled_tasks, name)
+
+
+def labelled_tasks(tasks: list) -> list:
+    """The tasks with classes: those the co-training Trainer, the Evaluator and the report see."""
+    return [t for t in tasks if t.labelled]
 
 
 def ingest_config(config: Config) -> IngestConfig:
     tasks = [
-        TaskData(name=t.name, modality=t.modality, label_type=t.label_type, data=t.data)
+        TaskData(
+            name=t.name,
+            modality=t.modality,
+            labelled=t.labelled,
+            label_type=t.label_type,
+            data=t.data,
+        )
         for t in config.tasks
     ]
     return IngestConfig(tasks=tasks, ingestion=config.ingestion)
@@ -628,7 +657,8 @@ def transform_config(config: Config) -> TransformConfig:
 def trainer_config(config: Config) -> TrainerConfig:
     return TrainerConfig(
         pipeline_name=config.pipeline_name,
-        tasks=config.tasks,
+        tasks=labelled_tasks(config.tasks),
+        unlabelled_tasks=[t for t in config.tasks if not t.labelled],
         model=config.model,
         inputs=config.inputs,
         training=config.training,
@@ -653,7 +683,7 @@ def _check_slice_values(config_slice: Any) -> Any:
         rules.check_inputs(config_slice.inputs)
         rules.check_pretraining(config_slice.pretraining, config_slice.tasks)
     elif isinstance(config_slice, TrainerConfig):
-        rules.check_tasks(config_slice.tasks)
+        rules.check_trainer_tasks(config_slice.tasks, config_slice.unlabelled_tasks)
         rules.check_inputs(config_slice.inputs)
         rules.check_patches(
             config_slice.inputs,
@@ -663,7 +693,9 @@ def _check_slice_values(config_slice: Any) -> Any:
         rules.check_video_encoding(config_slice.model, config_slice.inputs)
         rules.check_training(config_slice.training)
         rules.check_sample_rate(config_slice.sample_rate)
-        rules.check_pretraining(config_slice.pretraining, config_slice.tasks)
+        rules.check_pretraining(
+            config_slice.pretraining, config_slice.tasks + config_slice.unlabelled_tasks
+        )
     return config_slice
 
 

@@ -68,17 +68,41 @@ def check_task_names(tasks: list) -> None:
             raise ConfigError(f"tasks.{task.name}: task name used twice")
         if not task.data.root:
             raise ConfigError(f"tasks.{task.name}.data.root: the task has no data path")
-        if task.data.layout == "audioset_csv" and task.label_type != "multi":
+        labelled = getattr(task, "labelled", True)
+        if task.data.layout == "audioset_csv" and labelled and task.label_type != "multi":
             raise ConfigError(
                 f"tasks.{task.name}.label_type: audioset_csv data is multi-label; set 'multi'"
             )
 
 
+def _check_unlabelled(task: Task, key: str) -> None:
+    """An unlabelled task has no head: nothing may configure one for it."""
+    why = "an unlabelled task (labelled: false) has no classes and no head"
+    _require(task.num_classes == 0, f"{key}.num_classes", f"{why}; leave it out", task.num_classes)
+    _require(task.label_type == "single", f"{key}.label_type", why, task.label_type)
+    _require(task.label_smoothing == 0, f"{key}.label_smoothing", why, task.label_smoothing)
+    _require(
+        task.eval.min_metric == 0,
+        f"{key}.eval.min_metric",
+        "an unlabelled task is not evaluated (no head)",
+        task.eval.min_metric,
+    )
+
+
 def check_tasks(tasks: list[Task]) -> None:
     check_task_names(tasks)
+    if not any(task.labelled for task in tasks):
+        raise ConfigError(
+            "tasks: at least one labelled task is needed (the Trainer trains a head per "
+            f"labelled task); all of {[t.name for t in tasks]} have labelled: false"
+        )
     for task in tasks:
         key = f"tasks.{task.name}"
-        _positive(task, key, ("num_classes", "batch_size"))
+        if task.labelled:
+            _positive(task, key, ("num_classes",))
+        else:
+            _check_unlabelled(task, key)
+        _positive(task, key, ("batch_size",))
         # Non-negative weights and budgets keep every task's sampling weight positive.
         _not_negative(
             task,
@@ -96,6 +120,27 @@ def check_tasks(tasks: list[Task]) -> None:
                     "dmvr_records reads no media files (records carry their labels)",
                     getattr(task.data, name),
                 )
+
+
+def check_trainer_tasks(tasks: list[Task], unlabelled: list[Task]) -> None:
+    """The Trainer's slice: its `tasks` are the heads (all labelled), the unlabelled ones apart
+    (only the Pretrainer reads them)."""
+    check_tasks(tasks + unlabelled)
+    for task in tasks:
+        _require(
+            task.labelled,
+            f"tasks.{task.name}.labelled",
+            "the co-training Trainer gives every task of `tasks` a head; an unlabelled task "
+            "belongs in unlabelled_tasks",
+            task.labelled,
+        )
+    for task in unlabelled:
+        _require(
+            not task.labelled,
+            f"unlabelled_tasks.{task.name}.labelled",
+            "a labelled task belongs in tasks",
+            task.labelled,
+        )
 
 
 def check_ingestion(ingestion: Ingestion) -> None:
@@ -233,7 +278,15 @@ def check_training(training: Training) -> None:
     _not_negative(
         training,
         "training",
-        ("warmup_steps", "grad_clip_norm", "weight_decay", "eval_steps", "eval_batch_size", "seed"),
+        (
+            "warmup_steps",
+            "grad_clip_norm",
+            "weight_decay",
+            "eval_steps",
+            "eval_batch_size",
+            "seed",
+            "cache_max_mb",
+        ),
     )
     _fraction(training, "training", ("momentum",))
     _fraction(training, "training", ("adam_beta1", "adam_beta2"), upper=")")
@@ -373,6 +426,15 @@ def check_pretraining(pretraining: Pretraining, tasks: list[Task]) -> None:
     _require(0.0 < keep <= 1.0, f"{key}.keep_tokens", "must be in (0, 1]", keep)
     weights = (pretraining.audio_weight, pretraining.text_weight)
     _require(any(weights), f"{key}.audio_weight", "and text_weight must not both be 0", weights)
+    for unlabelled in (t for t in tasks if not t.labelled):
+        # With pretraining off the task is ingested and validated, and nothing else reads it.
+        _require(
+            unlabelled.name == pretraining.task,
+            f"tasks.{unlabelled.name}.labelled",
+            f"only the Pretrainer reads an unlabelled task; set {key}.task: {unlabelled.name} "
+            "(or give the task labels)",
+            unlabelled.labelled,
+        )
     if not pretraining.enabled:
         return
     by_name = {t.name: t for t in tasks}
@@ -382,9 +444,10 @@ def check_pretraining(pretraining: Pretraining, tasks: list[Task]) -> None:
     _require(task.modality == "video", f"{key}.task", "must be a video task", task.modality)
     if pretraining.probe_task:
         probe = by_name.get(pretraining.probe_task)
+        labelled = sorted(n for n, t in by_name.items() if t.labelled and t.modality == "video")
         _require(
-            probe is not None and probe.modality == "video",
+            probe is not None and probe.modality == "video" and probe.labelled,
             f"{key}.probe_task",
-            f"must name a video task of {sorted(by_name)}",
+            f"must name a labelled video task of {labelled}",
             pretraining.probe_task,
         )

@@ -199,6 +199,8 @@ class RekeyRules:
     modality: str
     vocabulary: tuple[str, ...]  # the task's labels in index order
     default_sample_rate: int = 0  # tasks.<t>.data.sample_rate; 0: a record must say its own
+    # False (an unlabelled task): the record's labels, if any, are removed.
+    labelled: bool = True
 
 
 def _check_media(example, modality: str, where: str) -> None:
@@ -220,7 +222,8 @@ def rekey_record(serialized: bytes, rules: RekeyRules, where: str) -> bytes:
     audio), have finite samples with a known rate (the record's `audio/sample_rate`, else
     `default_sample_rate`, then written into it) and labels whose `clip/label/text` are all
     in the vocabulary. `clip/label/index` is rewritten from the texts (another tool's
-    numbering never reaches training) and `task/name` set; everything else is kept.
+    numbering never reaches training) and `task/name` set; everything else is kept. For an
+    unlabelled task (`rules.labelled` off) the labels are removed instead of checked.
     `where` names the record in errors (`<file>#<n>`)."""
     try:
         example = SequenceExample.FromString(serialized)
@@ -236,6 +239,12 @@ def rekey_record(serialized: bytes, rules: RekeyRules, where: str) -> bytes:
                 where,
             )
         _set_ints(example, features.SAMPLE_RATE, [rules.default_sample_rate])
+    _set_bytes(example, features.TASK, [rules.task.encode()])
+    if not rules.labelled:
+        for key in (features.LABEL_INDEX, features.LABEL_TEXT):
+            if key in example.context.feature:
+                del example.context.feature[key]
+        return example.SerializeToString()
     texts = [b.decode("utf-8", "replace") for b in _context_bytes(example, features.LABEL_TEXT)]
     if not texts:
         raise MediaError(
@@ -246,7 +255,6 @@ def rekey_record(serialized: bytes, rules: RekeyRules, where: str) -> bytes:
     if unknown:
         raise MediaError(errors.UNKNOWN_LABEL, f"labels {unknown} never occur in train", where)
     _set_ints(example, features.LABEL_INDEX, [index[t] for t in texts])
-    _set_bytes(example, features.TASK, [rules.task.encode()])
     return example.SerializeToString()
 
 

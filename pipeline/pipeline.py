@@ -102,6 +102,7 @@ def data_stages(examples: tfx.types.BaseChannel, config: Config) -> DataStages:
         anomalies=example_validator.outputs["anomalies"],
         statistics=statistics_gen.outputs["statistics"],
         task_modalities=json.dumps({task.name: task.modality for task in config.tasks}),
+        unlabelled_tasks=json.dumps([task.name for task in config.tasks if not task.labelled]),
     )
     return DataStages(statistics_gen, schema_gen, example_validator, gate)
 

@@ -18,7 +18,9 @@ Each record belongs to one task, and the model has one head per task, so:
                its own task's output.
 
 A record whose task is not in the config makes both signatures fail, naming the task: it
-would otherwise be silently left out of every metric.
+would otherwise be silently left out of every metric. Records of the config's unlabelled tasks
+(pretraining data, in the same eval split) are known: they get zero scores and weigh 0 for
+every output.
 
 `extra_signatures(model, config, vocabularies, audio_mean, audio_std)` returns both, ready to
 merge into trainer/export.py's signature dict.
@@ -59,7 +61,7 @@ def record_tasks(examples: tf.Tensor) -> tf.Tensor:
 
 
 def _check_known_tasks(tasks: tf.Tensor, config: TrainerConfig) -> tf.Operation:
-    names = [t.name for t in config.tasks]
+    names = [t.name for t in config.tasks + config.unlabelled_tasks]
     known = tf.reduce_any(tf.equal(tasks[:, None], tf.constant(names)[None, :]), axis=1)
     unknown = tf.boolean_mask(tasks, tf.logical_not(known))
     return tf.debugging.Assert(

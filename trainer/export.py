@@ -241,19 +241,32 @@ def export_saved_model(
     audio_mean: float = 0.0,
     audio_std: float = 1.0,
     extra_signatures: dict | None = None,
+    extra_modules: dict[str, tf.Module] | None = None,
 ) -> str:
     """Writes the SavedModel with every signature of the export contract; returns export_dir.
 
     `extra_signatures` (name -> concrete function over the same model's variables, e.g.
-    trainer/eval_signatures.py's TFMA signatures) are added as `predict` signatures; a name
-    that collides with a contract signature is an error.
+    trainer/eval_signatures.py's TFMA signatures) are added as `predict` signatures.
+    `extra_modules` (attribute name -> a tf.Module with its own variables and a `signatures()`
+    method, e.g. trainer/vatt/embed_export.py's embedding module) are saved inside the model
+    and their signatures added too. A name that collides with another signature is an error.
     """
     check_vocabularies(config, vocabularies)
-    extra_signatures = extra_signatures or {}
+    extra_modules = extra_modules or {}
+    extra_signatures = dict(extra_signatures or {})
+    for attribute, extra in extra_modules.items():
+        for name, function in extra.signatures().items():
+            if name == "serving_default":
+                continue  # the model's serving_default stays the first task's
+            if name in extra_signatures:
+                raise ValueError(f"export: {attribute}'s signature {name!r} is given twice")
+            extra_signatures[name] = function
     for name in extra_signatures:
         if name in signature_names(config):
             raise ValueError(f"export: extra signature {name!r} collides with a contract one")
     module = _ServingModule(model, config, vocabularies, audio_mean, audio_std)
+    for attribute, extra in extra_modules.items():
+        setattr(module, attribute, extra)  # tracked, so its variables and tables are saved
     signatures = {}
     for task in config.tasks:
         signatures.update(module.signatures(task))

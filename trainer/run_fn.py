@@ -194,10 +194,12 @@ def write_warm_start_report(model_run_dir: str, reports: list) -> None:
         f.write(json.dumps(reports[-1].to_dict() if reports else {}, sort_keys=True))
 
 
-def run_fn(fn_args, build_model_fn=None) -> None:
+def run_fn(fn_args, build_model_fn=None, extra_modules_fn=None) -> None:
     """The TFX Trainer's entry point (see the module docstring). `build_model_fn(config)`
     replaces the default model builder (trainer/vatt/run_fn.py: start from pretraining);
-    without it the model warm-starts from TFX's `base_model` when there is one."""
+    without it the model warm-starts from TFX's `base_model` when there is one.
+    `extra_modules_fn()`, called at export, returns modules saved into the exported model with
+    their signatures (trainer/export.py's `extra_modules`: VATT's embedding signatures)."""
     config = config_lib.from_custom_config(
         fn_args.custom_config, config_lib.TrainerConfig, "run_fn"
     )
@@ -246,6 +248,7 @@ def run_fn(fn_args, build_model_fn=None) -> None:
         extra_signatures=eval_signatures.extra_signatures(
             result.model, config, vocabularies, stats["audio_mean"], stats["audio_std"]
         ),
+        extra_modules=extra_modules_fn() if extra_modules_fn else None,
     )
     if export_dir != fn_args.serving_model_dir:
         tf.io.gfile.rmtree(export_dir)

@@ -119,9 +119,14 @@ def train(
     _check_patterns(config, train_patterns, "train")
     if eval_patterns is not None:
         _check_patterns(config, eval_patterns, "eval")
-    make_dataset_fn = functools.partial(
-        make_dataset_fn or _default_make_dataset, audio_mean=audio_mean, audio_std=audio_std
-    )
+    if make_dataset_fn is None:  # training.cache_decoded: only the real pipeline caches
+        make_dataset_fn = functools.partial(
+            _default_make_dataset,
+            cache=training.cache_decoded,
+            cache_dir=os.path.join(model_dir, "decoded_cache"),
+            cache_max_mb=training.cache_max_mb,
+        )
+    make_dataset_fn = functools.partial(make_dataset_fn, audio_mean=audio_mean, audio_std=audio_std)
 
     strategy = strategy or strategies.resolve_strategy(training)
     _check_batches_split(config.tasks, strategy, training)

@@ -133,6 +133,34 @@ def spec_augment(spectrogram: tf.Tensor, inputs: Inputs, seed: tf.Tensor) -> tf.
     return tf.where(masked[:, :, None], tf.zeros_like(spectrogram), spectrogram)
 
 
+def _finish_spectrograms(
+    log_mels: tf.Tensor,
+    inputs: Inputs,
+    num_clips: int,
+    *,
+    training: bool,
+    seed: tf.Tensor | None,
+    audio_mean: float | tf.Tensor,
+    audio_std: float | tf.Tensor,
+) -> tf.Tensor:
+    """Log-mels [num_clips, F, M] -> normalised [num_clips, F, M, 1], SpecAugment-ed in training
+    when `inputs.spec_augment` (clip i's masks seeded by fold(seed, 1 + i))."""
+    spectrograms = normalise(log_mels, audio_mean, audio_std)[..., None]
+    if training and inputs.spec_augment:
+        spectrograms = tf.stack(
+            [
+                spec_augment(
+                    spectrograms[i],
+                    inputs,
+                    tf.random.experimental.stateless_fold_in(seed, 1 + i),
+                )
+                for i in range(num_clips)
+            ]
+        )
+    frames = num_spectrogram_frames(inputs)
+    return tf.ensure_shape(spectrograms, [num_clips, frames, inputs.num_mel_bins, 1])
+
+
 def waveform_features(
     waveform: tf.Tensor,
     sample_rate: tf.Tensor | int,
@@ -158,17 +186,64 @@ def waveform_features(
         seed=clip_seed,
         filename=filename,
     )
-    spectrograms = normalise(log_mel_spectrogram(clips, inputs), audio_mean, audio_std)[..., None]
-    if training and inputs.spec_augment:
-        spectrograms = tf.stack(
-            [
-                spec_augment(
-                    spectrograms[i],
-                    inputs,
-                    tf.random.experimental.stateless_fold_in(seed, 1 + i),
-                )
-                for i in range(num_clips)
-            ]
-        )
+    return _finish_spectrograms(
+        log_mel_spectrogram(clips, inputs),
+        inputs,
+        num_clips,
+        training=training,
+        seed=seed,
+        audio_mean=audio_mean,
+        audio_std=audio_std,
+    )
+
+
+# Cached training path: the log-mel of the whole clip once (deterministic), crops per step.
+
+
+def whole_clip_log_mel(
+    waveform: tf.Tensor,
+    sample_rate: tf.Tensor | int,
+    inputs: Inputs,
+    filename: tf.Tensor | str = "",
+) -> tf.Tensor:
+    """Waveform [samples] at `sample_rate` -> log-mel [frames, M] of the whole waveform,
+    resampled and silence-padded to at least one clip. Its frames k .. k + F - 1 are exactly
+    the log-mel of the window starting at sample k * hop (each frame sees only its own
+    samples), so a crop of frames is the spectrogram of a hop-aligned clip."""
+    waveform = resample(tf.cast(waveform, tf.float32), sample_rate, inputs.audio_sample_rate)
+    length = tf.size(waveform)
+    check = tf.debugging.Assert(
+        length > 0, ["WAVEFORM/feature/floats: the record has no audio samples:", filename]
+    )
+    with tf.control_dependencies([check]):
+        padded = tf.pad(waveform, [[0, tf.maximum(clip_samples(inputs) - length, 0)]])
+    return log_mel_spectrogram(padded, inputs)
+
+
+def spectrogram_clip_features(
+    log_mel: tf.Tensor,
+    inputs: Inputs,
+    num_clips: int,
+    *,
+    training: bool,
+    seed: tf.Tensor | None = None,
+    audio_mean: float | tf.Tensor = 0.0,
+    audio_std: float | tf.Tensor = 1.0,
+) -> tf.Tensor:
+    """Whole-clip log-mel [frames, M] -> float32 [num_clips, F, M, 1] as waveform_features
+    makes them, from crops of F frames: random starts in training (any frame, i.e. any
+    hop-aligned sample offset), the central / evenly spaced frames otherwise; then the same
+    normalisation and SpecAugment (same seeds)."""
     frames = num_spectrogram_frames(inputs)
-    return tf.ensure_shape(spectrograms, [num_clips, frames, inputs.num_mel_bins, 1])
+    clip_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 0)
+    starts = clip_starts(tf.shape(log_mel)[0], frames, num_clips, training=training, seed=clip_seed)
+    indices = starts[:, None] + tf.range(frames, dtype=tf.int32)[None, :]
+    return _finish_spectrograms(
+        tf.gather(log_mel, indices),
+        inputs,
+        num_clips,
+        training=training,
+        seed=seed,
+        audio_mean=audio_mean,
+        audio_std=audio_std,
+    )

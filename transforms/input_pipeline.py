@@ -12,10 +12,22 @@ then the batch phase (augment.py: mixup, training only). Every random op is stat
 seeded from (seed, input pipeline, element index): a run is reproducible from its seed.
 
 Shapes are static and batches are full (drop_remainder), so the graph compiles for TPU.
+
+Training may cache the deterministic phases (`cache=`, the config's `training.cache_decoded`):
+parse, decode of every frame, labels, and for audio the log-mel of the whole clip, run once;
+after the cache the sample and preprocess phases run per step with the same seeds, and a
+spectrogram clip is a crop of F frames of the cached log-mel (a hop-aligned window, exact).
+Records are still shuffled anew every epoch (memory: a full permutation of the cached records;
+file: the files' order as before, one cache file per record file, then the record buffer).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+
+import numpy as np
 import tensorflow as tf
 
 from core.config import Inputs, Task
@@ -38,6 +50,8 @@ from transforms.parsing import (
 )
 
 __all__ = [
+    "CACHE_MODES",
+    "choose_cache",
     "feature_shape",
     "log_mel_spectrogram",
     "make_dataset",
@@ -50,6 +64,10 @@ __all__ = [
 
 # Seed streams: per-example augmentation and per-batch mixup never share random numbers.
 _EXAMPLE_STREAM, _BATCH_STREAM = 0, 1
+
+CACHE_MODES = ("auto", "memory", "file", "off")
+
+log = logging.getLogger("polyvit.input")
 
 
 def modality_key(task: Task) -> str:
@@ -189,6 +207,70 @@ def record_labels(
     return label_vector(indices, task.num_classes, task.label_type, parsed["filename"])
 
 
+def decoded_record(
+    serialized: tf.Tensor,
+    task: Task,
+    inputs: Inputs,
+    modality: str,
+    table: tf.lookup.StaticHashTable | None = None,
+) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """The deterministic phases of a training record, to cache: ({"frames": uint8 [T, H, W, 3]
+    (every frame decoded) or "log_mel": float32 [frames, M] (the whole clip), "filename"},
+    labels). The same checks as record_features, with the same messages."""
+    parsed = parse_record(serialized, modality)
+    decoded = {"filename": parsed["filename"]}
+    if modality == AUDIO:
+        waveform = check_finite(parsed["waveform"], parsed["filename"])
+        rate = record_sample_rate(
+            parsed["sample_rate"],
+            waveform,
+            task.data.sample_rate,
+            f"tasks.{task.name}.data.sample_rate",
+            parsed["filename"],
+        )
+        decoded["log_mel"] = audio.whole_clip_log_mel(waveform, rate, inputs, parsed["filename"])
+    else:
+        frames = parsed["frames"]
+        decoded["frames"] = video.decode_frames(frames, tf.range(tf.shape(frames)[0]))
+    return decoded, record_labels(serialized, task, table)
+
+
+def augmented_features(
+    decoded: dict[str, tf.Tensor],
+    inputs: Inputs,
+    modality: str,
+    *,
+    num_clips: int,
+    seed: tf.Tensor,
+    audio_mean: float | tf.Tensor = 0.0,
+    audio_std: float | tf.Tensor = 1.0,
+) -> tf.Tensor:
+    """The per-step phases on a decoded record (training): what record_features(training=True)
+    gives for the same seed, audio clips starting on a hop boundary."""
+    if modality == AUDIO:
+        features = audio.spectrogram_clip_features(
+            decoded["log_mel"],
+            inputs,
+            num_clips,
+            training=True,
+            seed=seed,
+            audio_mean=audio_mean,
+            audio_std=audio_std,
+        )
+    else:
+        features = visual_features(
+            decoded["frames"],
+            modality,
+            inputs,
+            training=True,
+            num_clips=num_clips,
+            seed=seed,
+            encoded=False,
+            filename=decoded["filename"],
+        )
+    return _drop_single_clip(features, num_clips)
+
+
 # --------------------------------------------------------------------------------------------
 # tf.data
 
@@ -244,6 +326,103 @@ def _read_records(
     return ds
 
 
+def _shard_plan(files: list[str], input_context: tf.distribute.InputContext | None):
+    """(this pipeline's files, (num_pipelines, pipeline_id) to shard records by, or None)."""
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    if num_pipelines > 1 and len(files) >= num_pipelines:
+        return files[pipeline_id::num_pipelines], None
+    return files, ((num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+
+
+def _element_bytes(element) -> int:
+    return sum(
+        len(t.numpy()) if t.dtype == tf.string else int(t.numpy().nbytes)
+        for t in tf.nest.flatten(element)
+    )
+
+
+def _count_and_estimate(records: tf.data.Dataset, decode) -> tuple[int, int]:
+    """(records in the shard, their estimated decoded bytes: count x the first one's)."""
+    count = int(records.reduce(np.int64(0), lambda n, _: n + 1))
+    first = next(iter(records.take(1).map(decode)), None)
+    return count, (count * _element_bytes(first) if first is not None else 0)
+
+
+def choose_cache(
+    mode: str, records: tf.data.Dataset, decode, *, file_bytes: int, max_mb: int
+) -> tuple[str, int | None]:
+    """("memory" | "file" | "off", the record count when it was counted). "auto" is memory when
+    the decoded records are estimated (count x the first record's decoded bytes) to fit
+    `max_mb`; record files already larger than that are not read to find out (decoded frames
+    outweigh their JPEGs)."""
+    if mode not in CACHE_MODES:
+        raise ValueError(f"training.cache_decoded: {mode!r} is not one of {list(CACHE_MODES)}")
+    if mode != "auto":
+        return mode, None
+    budget = max_mb * 2**20
+    if file_bytes > budget:
+        return "off", None
+    count, estimate = _count_and_estimate(records, decode)
+    return ("memory" if estimate <= budget else "off"), count
+
+
+def _cache_path(cache_dir: str, path: str, key: str) -> str:
+    """A cache file per record file, named by what its decoded content depends on."""
+    stat = tf.io.gfile.stat(path)
+    digest = hashlib.sha256(repr((path, stat.length, stat.mtime_nsec, key)).encode()).hexdigest()
+    return f"{cache_dir.rstrip('/')}/{os.path.basename(path)}-{digest[:16]}"
+
+
+def _decoded_records(
+    files: list[str],
+    decode,
+    *,
+    mode: str,
+    count: int | None,
+    seed: int,
+    input_context: tf.distribute.InputContext | None,
+    shuffle_buffer: int,
+    cache_dir: str,
+    cache_key: str,
+) -> tf.data.Dataset:
+    """Decoded training records of this pipeline's shard, decoded once and shuffled anew every
+    epoch. memory: one cache, then a shuffle over all cached records (a full permutation per
+    epoch, which is at least as random as today's file order + buffer); file: the files in a
+    new order each epoch, each read through its own cache file, then the record buffer."""
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    record_seed = _pipeline_seed(seed, pipeline_id)
+    if mode == "memory":
+        records = _read_records(
+            files, training=False, seed=seed, input_context=input_context, shuffle_buffer=1
+        )
+        if count is None:
+            count = int(records.reduce(np.int64(0), lambda n, _: n + 1))
+        ds = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+        return ds.shuffle(max(count, 1), seed=record_seed, reshuffle_each_iteration=True)
+    if not cache_dir:
+        raise ValueError("training.cache_decoded: 'file' needs a cache folder (cache_dir)")
+    tf.io.gfile.makedirs(cache_dir)
+    files, record_shard = _shard_plan(files, input_context)
+    key = f"{cache_key}|{record_shard}"
+    paths = [_cache_path(cache_dir, path, key) for path in files]
+    ds = tf.data.Dataset.from_tensor_slices((files, file_compressions(files), paths))
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        lambda path, compression, cache_path: tf.data.TFRecordDataset(
+            path, compression_type=compression
+        )
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .cache(cache_path),
+        cycle_length=tf.data.AUTOTUNE,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if record_shard:
+        ds = ds.shard(*record_shard)
+    return ds.shuffle(shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
+
+
 def make_dataset(
     file_pattern: str,
     task: Task,
@@ -260,6 +439,9 @@ def make_dataset(
     modality: str | None = None,
     drop_remainder: bool = True,
     vocabulary: list[str] | None = None,
+    cache: str = "off",
+    cache_dir: str = "",
+    cache_max_mb: int = 1024,
 ) -> tf.data.Dataset:
     """(features, labels) batches of one task's records.
 
@@ -272,7 +454,9 @@ def make_dataset(
     detected from its first bytes. `vocabulary` (the task's labels in index order) maps records
     by their `clip/label/text`, for records numbered by another tool; an unknown text fails.
     Audio: each record's sample rate, else `task.data.sample_rate`, else an error; NaN or
-    infinite samples fail naming the record."""
+    infinite samples fail naming the record. `cache` ("auto", "memory", "file" with
+    `cache_dir`, or "off"; training only, see the module's docstring and choose_cache) decodes
+    each record once; evaluation always decodes as serving does."""
     modality = modality or modality_key(task)
     _check_num_clips(task, modality, num_clips)
     if batch_size <= 0:
@@ -280,6 +464,61 @@ def make_dataset(
     if repeat is None:
         repeat = training
     files = _list_files(file_pattern)
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    base_seed = tf.constant([seed, pipeline_id], tf.int64)
+    table = vocabulary_table(vocabulary) if vocabulary is not None else None
+    example_seed = tf.random.experimental.stateless_fold_in(base_seed, _EXAMPLE_STREAM)
+
+    mode, count = "off", None
+    if training:
+
+        def decode(serialized):
+            return decoded_record(serialized, task, inputs, modality, table)
+
+        mode, count = choose_cache(
+            cache,
+            _read_records(
+                files, training=False, seed=seed, input_context=input_context, shuffle_buffer=1
+            ),
+            decode,
+            file_bytes=sum(tf.io.gfile.stat(path).length for path in files),
+            max_mb=cache_max_mb,
+        )
+        log.info("task %s: training input cache %s (asked: %s)", task.name, mode, cache)
+    if mode != "off":
+        ds = _decoded_records(
+            files,
+            decode,
+            mode=mode,
+            count=count,
+            seed=seed,
+            input_context=input_context,
+            shuffle_buffer=inputs.shuffle_buffer,
+            cache_dir=cache_dir,
+            cache_key=repr(
+                (modality, task.num_classes, task.label_type, task.data.sample_rate, inputs)
+                + (vocabulary,)
+            ),
+        )
+        if repeat:
+            ds = ds.repeat()
+
+        def augment(index, element):
+            decoded, labels = element
+            features = augmented_features(
+                decoded,
+                inputs,
+                modality,
+                num_clips=num_clips,
+                seed=tf.random.experimental.stateless_fold_in(example_seed, index),
+                audio_mean=audio_mean,
+                audio_std=audio_std,
+            )
+            return {modality: features}, labels
+
+        ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _batch(ds, inputs, batch_size, drop_remainder, training, base_seed)
+
     ds = _read_records(
         files,
         training=training,
@@ -289,11 +528,6 @@ def make_dataset(
     )
     if repeat:
         ds = ds.repeat()
-
-    pipeline_id = input_context.input_pipeline_id if input_context else 0
-    base_seed = tf.constant([seed, pipeline_id], tf.int64)
-    table = vocabulary_table(vocabulary) if vocabulary is not None else None
-    example_seed = tf.random.experimental.stateless_fold_in(base_seed, _EXAMPLE_STREAM)
 
     def process(index, serialized):
         element_seed = (
@@ -313,6 +547,11 @@ def make_dataset(
         return {modality: features}, record_labels(serialized, task, table)
 
     ds = ds.enumerate().map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _batch(ds, inputs, batch_size, drop_remainder, training, base_seed)
+
+
+def _batch(ds, inputs, batch_size, drop_remainder, training, base_seed) -> tf.data.Dataset:
+    """The batch phase: batches, mixup (training), prefetch."""
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if training and inputs.mixup_alpha > 0:
         batch_seed = tf.random.experimental.stateless_fold_in(base_seed, _BATCH_STREAM)

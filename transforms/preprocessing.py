@@ -6,7 +6,10 @@ core/schema/schema.pbtxt) and writes a TransformGraph artifact holding, as asset
 
     labels_<task>       the task's label vocabulary, one label per line, SORTED, over the labels
                         of that task's examples only: the ingestion's order, so the index of a
-                        label here is its `clip/label/index` in the records
+                        label here is its `clip/label/index` in the records (labelled tasks
+                        only: an unlabelled one, `labelled: false`, has none)
+    caption_vocabulary  with pretraining on: the pretraining task's caption words
+                        (transforms/captions.py)
     audio_stats.json    mean and standard deviation of the log-mel features of every audio
                         task's waveforms (the input pipeline's own log-mel function), used to
                         normalise audio in training, evaluation and serving
@@ -16,7 +19,8 @@ REVERSE lexicographic order, so its indices would disagree with the records' lab
 (and the export's label strings). The vocabulary is therefore a small TFT analyzer of our own
 (`tft.experimental.ptransform_analyzer`) that writes the sorted distinct labels, registered with
 `tft.annotate_asset` under the same name `tft.vocabulary(vocab_filename=...)` would use, so
-`TFTransformOutput.vocabulary_file_by_name(f"labels_{task}")` finds it. The audio moments are
+`TFTransformOutput.vocabulary_file_by_name(f"labels_{task}")` finds it. The caption vocabulary
+is the same analyzer (`_text_asset`) with another text function. The audio moments are
 summed in float64 (count, sum, sum of squares) by the same kind of analyzer, which also writes
 them to a file, because run_fn and export need plain numbers, not graph tensors.
 
@@ -34,6 +38,7 @@ the tasks and the `inputs` section only, from core.config) and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -88,27 +93,39 @@ def sorted_vocabulary_text(labels, task: str) -> str:
     return "".join(f"{label}\n" for label in labels)
 
 
-class _SortedVocabulary(tft_beam.experimental.PTransformAnalyzer):
-    """Batches of label strings -> the path of a file with the sorted distinct labels."""
+class _TextAsset(tft_beam.experimental.PTransformAnalyzer):
+    """Batches of strings -> the path of a file `name` whose text is `text_of(every string)`
+    (each distinct string once when `distinct`): the label and caption vocabularies."""
 
-    def __init__(self, task: str):
+    def __init__(self, name: str, text_of, distinct: bool):
         super().__init__()
-        self._task = task
+        self._name, self._text_of, self._distinct = name, text_of, distinct
 
     def expand(self, batches):
-        task = self._task
+        name, text_of = self._name, self._text_of
 
-        def write(labels):
-            text = sorted_vocabulary_text(labels, task)
-            return np.array(_write_text(self.base_temp_dir, vocabulary_name(task), text).encode())
+        def write(values):
+            return np.array(_write_text(self.base_temp_dir, name, text_of(values)).encode())
 
-        return (
-            batches
-            | "Labels" >> beam.FlatMap(lambda batch: batch[0].tolist())
-            | "Distinct" >> beam.Distinct()
-            | "ToList" >> beam.combiners.ToList()
-            | "Write" >> beam.Map(write)
-        )
+        values = batches | "Values" >> beam.FlatMap(lambda batch: batch[0].tolist())
+        if self._distinct:
+            values = values | "Distinct" >> beam.Distinct()
+        return values | "ToList" >> beam.combiners.ToList() | "Write" >> beam.Map(write)
+
+
+def _text_asset(values: tf.Tensor, name: str, text_of, distinct: bool = False) -> None:
+    """Registers the asset `name` (a text file computed from every analysed value of the 1-D
+    string tensor `values`) in the TransformGraph, where
+    `TFTransformOutput.vocabulary_file_by_name(name)` finds it."""
+    tft.experimental.ptransform_analyzer(
+        inputs=[values],
+        ptransform=_TextAsset(name, text_of, distinct),
+        output_dtypes=[tf.string],
+        output_shapes=[[]],
+        output_asset_default_values=[b"__not_analysed_yet__"],
+        name=f"asset_{name}",
+    )
+    tft.annotate_asset(name, name)
 
 
 def moments_to_stats(count: float, total: float, total_squares: float) -> dict:
@@ -156,30 +173,6 @@ class _AudioMoments(tft_beam.experimental.PTransformAnalyzer):
 
 def _sum_arrays(rows) -> np.ndarray:
     return np.sum(list(rows), axis=0) if rows else np.zeros(3)
-
-
-class _CaptionVocabulary(tft_beam.experimental.PTransformAnalyzer):
-    """Batches of caption words -> the path of the caption vocabulary (transforms.captions)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self._size = size
-
-    def expand(self, batches):
-        size = self._size
-
-        def write(words):
-            text = captions.vocabulary_text(words, size)
-            return np.array(
-                _write_text(self.base_temp_dir, captions.VOCABULARY_ASSET, text).encode()
-            )
-
-        return (
-            batches
-            | "Words" >> beam.FlatMap(lambda batch: batch[0].tolist())
-            | "ToList" >> beam.combiners.ToList()
-            | "Write" >> beam.Map(write)
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,19 +247,14 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     tasks = _task_names(inputs)
     labels = _rows(inputs[keys.LABEL_TEXT])
     outputs = {"task": tasks}  # the graph's one output (see the module docstring)
-    for task in config.tasks:
-        is_task = tf.equal(tasks, task.name)
-        task_labels = tf.ragged.boolean_mask(labels, is_task).flat_values
-        # Its output (the file's path) is registered as an asset, like the audio moments'.
-        tft.experimental.ptransform_analyzer(
-            inputs=[task_labels],
-            ptransform=_SortedVocabulary(task.name),
-            output_dtypes=[tf.string],
-            output_shapes=[[]],
-            output_asset_default_values=[b"__not_analysed_yet__"],
-            name=f"vocabulary_{task.name}",
+    for task in config_lib.labelled_tasks(config.tasks):  # an unlabelled task has no classes
+        task_labels = tf.ragged.boolean_mask(labels, tf.equal(tasks, task.name)).flat_values
+        _text_asset(
+            task_labels,
+            vocabulary_name(task.name),
+            functools.partial(sorted_vocabulary_text, task=task.name),
+            distinct=True,
         )
-        tft.annotate_asset(vocabulary_name(task.name), vocabulary_name(task.name))
 
     audio_tasks = [t.name for t in config.tasks if t.modality == "audio"]
     is_audio = tf.reduce_any(
@@ -310,15 +298,11 @@ def _caption_vocabulary(inputs: dict, tasks: tf.Tensor, pretraining) -> None:
         )
     texts = tf.ragged.boolean_mask(_rows(inputs[keys.CAPTION]), tf.equal(tasks, pretraining.task))
     words = captions.caption_words(texts.flat_values).flat_values
-    tft.experimental.ptransform_analyzer(
-        inputs=[words],
-        ptransform=_CaptionVocabulary(pretraining.vocab_size),
-        output_dtypes=[tf.string],
-        output_shapes=[[]],
-        output_asset_default_values=[b"__not_analysed_yet__"],
-        name="caption_vocabulary",
+    _text_asset(
+        words,
+        captions.VOCABULARY_ASSET,
+        functools.partial(captions.vocabulary_text, size=pretraining.vocab_size),
     )
-    tft.annotate_asset(captions.VOCABULARY_ASSET, captions.VOCABULARY_ASSET)
 
 
 # --------------------------------------------------------------------------------------------

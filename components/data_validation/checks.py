@@ -128,13 +128,34 @@ def _missing_lists(dataset, task: str, modality: str, split: str) -> list[str]:
     return problems
 
 
+def _label_presence(dataset, task: str, split: str, labelled: bool) -> list[str]:
+    """A labelled task's records all carry labels; an unlabelled task's none."""
+    feature = _feature_stats(dataset, features.LABEL_TEXT)
+    common = _common(feature) if feature is not None else None
+    with_labels = common.num_non_missing if common is not None else 0
+    if labelled and with_labels < dataset.num_examples:
+        return [
+            f"split {split}: task {task}: {dataset.num_examples - with_labels} of "
+            f"{dataset.num_examples} records have no {features.LABEL_TEXT} (a labelled task; "
+            f"set tasks.{task}.labelled: false for data without classes)"
+        ]
+    if not labelled and with_labels:
+        return [
+            f"split {split}: task {task}: {with_labels} records have {features.LABEL_TEXT}, "
+            "but the task is unlabelled (labelled: false)"
+        ]
+    return []
+
+
 def task_problems(
     split_stats: statistics_pb2.DatasetFeatureStatisticsList,
     train_stats: statistics_pb2.DatasetFeatureStatisticsList,
     split: str,
     modalities: dict[str, str],
+    unlabelled: frozenset[str] | set[str] = frozenset(),
 ) -> list[str]:
-    """Per-task checks on the task slices of one split: records, media lists, labels."""
+    """Per-task checks on the task slices of one split: records, media lists, labels (none for
+    the `unlabelled` tasks)."""
     problems = []
     for task, modality in sorted(modalities.items()):
         dataset = _dataset(split_stats, task_slice(task))
@@ -142,6 +163,9 @@ def task_problems(
             problems.append(f"split {split}: task {task} has no records")
             continue
         problems += _missing_lists(dataset, task, modality, split)
+        problems += _label_presence(dataset, task, split, task not in unlabelled)
+        if task in unlabelled:
+            continue
         labels, unique = _labels(dataset)
         if unique > len(labels):
             problems.append(

@@ -57,13 +57,16 @@ def DataValidationGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
     task_modalities: tfx.dsl.components.Parameter[str],
+    unlabelled_tasks: tfx.dsl.components.Parameter[str] = "[]",
 ) -> None:
     """Fails, listing every problem, when ExampleValidator found an anomaly in any split or a
     task's slice breaks the per-task rules (`checks.task_problems`).
 
-    `task_modalities` is a JSON object {task: modality}.
+    `task_modalities` is a JSON object {task: modality}; `unlabelled_tasks` a JSON list of the
+    tasks whose records carry no labels (`labelled: false`).
     """
     modalities = json.loads(task_modalities)
+    unlabelled = set(json.loads(unlabelled_tasks))
     train_stats = stats_artifact_utils.load_statistics(statistics, features.TRAIN).proto()
     problems = []
     for split in artifact_utils.decode_split_names(anomalies.split_names):
@@ -72,6 +75,6 @@ def DataValidationGate(
         gap = checks.label_histogram_gap(split_stats, split)
         if gap:
             problems.append(gap)
-        problems += checks.task_problems(split_stats, train_stats, split, modalities)
+        problems += checks.task_problems(split_stats, train_stats, split, modalities, unlabelled)
     if problems:
         raise checks.DataValidationError(checks.gate_message(problems))

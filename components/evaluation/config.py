@@ -25,7 +25,7 @@ import json
 import tensorflow_model_analysis as tfma
 
 from core import features as keys
-from core.config import Config, Task
+from core.config import Config, Task, labelled_tasks
 from trainer import eval_signatures
 from trainer.metrics import headline_metric_name
 
@@ -110,12 +110,14 @@ def task_metrics_spec(task: Task, max_regression: float) -> tfma.MetricsSpec:
 
 
 def make_eval_config(config: Config) -> tfma.EvalConfig:
-    """The EvalConfig for the Evaluator (and tfma.run_model_analysis) of `config`'s model."""
+    """The EvalConfig for the Evaluator (and tfma.run_model_analysis) of `config`'s model:
+    its labelled tasks (an unlabelled one has no head; its records weigh 0 for every output)."""
+    tasks = labelled_tasks(config.tasks)
     if config.evaluation.max_regression < 0:
         raise ValueError(
             f"evaluation.max_regression: must be >= 0, got {config.evaluation.max_regression}"
         )
-    for task in config.tasks:
+    for task in tasks:
         if not 0.0 <= task.eval.min_metric <= 1.0:
             raise ValueError(
                 f"tasks.{task.name}.eval.min_metric: must be in [0, 1], got {task.eval.min_metric}"
@@ -123,14 +125,12 @@ def make_eval_config(config: Config) -> tfma.EvalConfig:
     model_spec = tfma.ModelSpec(
         signature_name=eval_signatures.EVAL_SIGNATURE,
         preprocessing_function_names=[eval_signatures.LABELS_SIGNATURE],
-        label_keys={t.name: eval_signatures.label_key(t.name) for t in config.tasks},
-        example_weight_keys={t.name: eval_signatures.weight_key(t.name) for t in config.tasks},
+        label_keys={t.name: eval_signatures.label_key(t.name) for t in tasks},
+        example_weight_keys={t.name: eval_signatures.weight_key(t.name) for t in tasks},
         model_type=tfma.TF_GENERIC,
     )
     return tfma.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[keys.TASK])],
-        metrics_specs=[
-            task_metrics_spec(task, config.evaluation.max_regression) for task in config.tasks
-        ],
+        metrics_specs=[task_metrics_spec(task, config.evaluation.max_regression) for task in tasks],
     )

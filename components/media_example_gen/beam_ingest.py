@@ -152,7 +152,11 @@ def clip_metadata(item: WorkItem, clip: decode.DecodedClip, data_root: str) -> d
 def work_items(task: TaskData, listing: sources.TaskSources) -> list[WorkItem]:
     if task.data.layout == sources.RECORDS_LAYOUT:
         rules = dmvr.RekeyRules(
-            task.name, task.modality, tuple(listing.vocabulary), task.data.sample_rate
+            task.name,
+            task.modality,
+            tuple(listing.vocabulary),
+            task.data.sample_rate,
+            labelled=task.labelled,
         )
         return [WorkItem(task.name, task.modality, clip, (), rules) for clip in listing.clips]
     index = listing.label_indices()
@@ -451,6 +455,8 @@ def _refuse_existing_records(task_names: list[str], output_dir: str) -> None:
 
 def _write_vocabularies(listings: list[sources.TaskSources], output_dir: str) -> None:
     for listing in listings:
+        if not listing.labelled:  # no classes, no vocabulary (nor a Trainer head)
+            continue
         text = "".join(f"{label}\n" for label in listing.vocabulary)
         fs.write_text(features.vocabulary_path(output_dir, listing.task), text)
 

@@ -64,6 +64,12 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-type", choices=("single", "multi"), help="default: multi for audioset_csv"
     )
     parser.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="data without classes (tasks.<t>.labelled: false): records carry no labels, "
+        "no vocabulary is written",
+    )
+    parser.add_argument(
         "--data-root",
         default="",
         help="folder every media path must lie in (default: the folder holding SOURCE)",
@@ -130,7 +136,8 @@ def build_config(args: argparse.Namespace) -> IngestConfig:
     task = TaskData(
         name=name,
         modality=args.modality,
-        label_type=label_type,
+        labelled=not args.unlabelled,
+        label_type="single" if args.unlabelled else label_type,
         data=DataSource(
             root=os.path.relpath(source, data_root(args)),
             layout=args.layout,

@@ -67,6 +67,8 @@ class TaskSources:
     clips: list[SourceClip]
     quarantined: list[QuarantineRecord]
     vocabulary: list[str]
+    # False (`tasks.<t>.labelled: false`): clips without labels, no vocabulary file.
+    labelled: bool = True
 
     def label_indices(self) -> dict[str, int]:
         return {label: i for i, label in enumerate(self.vocabulary)}
@@ -210,6 +212,45 @@ def _split_list_rows(list_path: str, base: str, split: str, data_root: str) -> l
         except MediaError as e:
             rows.append(_Row(source_id, split, e.path or hint, error=e))
     return rows
+
+
+def _file_rows(folder: str, split: str | None, skip: set[str], data_root: str) -> list[_Row]:
+    """Every file below `folder` (sub-folders in `skip` left out), with no label."""
+    if not fs.isdir(folder):
+        raise SourceError(f"{folder}: folder not found")
+    rows = []
+    for name in fs.listdir(folder):
+        if name in skip or name.startswith("."):
+            continue
+        here = fs.join(folder, name)
+        for path in fs.walk_files(here) if fs.isdir(here) else [here]:
+            path = fs.normalize(path)
+            rows.append(_Row(source_id=fs.relative(path, data_root), split=split, path=path))
+    return rows
+
+
+def _unlabelled_folder_rows(data: DataSource, task_root: str, data_root: str) -> list[_Row]:
+    """An unlabelled task's folders: every file below the task folder (any depth, no class
+    folders), or below its `train` / `eval` sub-folders; with only `eval`, the files beside it
+    are the train split; with neither, a hash decides."""
+    specs = {TRAIN: data.train, EVAL: data.eval}
+    for split, value in specs.items():
+        if value and fs.isfile(fs.join(task_root, value)):
+            raise SourceError(
+                f"{fs.join(task_root, value)}: an unlabelled folders task takes {split} "
+                "sub-folders, not split lists"
+            )
+    dirs = {s: fs.join(task_root, v) for s, v in specs.items() if v}
+    if set(dirs) == {TRAIN, EVAL}:
+        return [r for s, p in dirs.items() for r in _file_rows(p, s, set(), data_root)]
+    if TRAIN in dirs:
+        return _file_rows(dirs[TRAIN], None, set(), data_root)
+    if EVAL in dirs:
+        skip = {data.eval.strip("/").split("/")[0]}
+        return _file_rows(dirs[EVAL], EVAL, set(), data_root) + _file_rows(
+            task_root, TRAIN, skip, data_root
+        )
+    return _file_rows(task_root, None, set(), data_root)
 
 
 def _folder_rows(data: DataSource, task_root: str, data_root: str) -> list[_Row]:
@@ -588,15 +629,18 @@ def _record_files(data: DataSource, task_root: str, data_root: str) -> list[tupl
     return files
 
 
-def _list_record_sources(task: TaskData, task_root: str, data_root: str, eval_fraction: float):
+def _list_record_sources(
+    task: TaskData, task_root: str, data_root: str, eval_fraction: float, labels: bool = True
+):
     """The shards of a dmvr_records task and the vocabulary: sorted label texts of its train
-    records (the driver reads those records' labels once, before the pipeline runs)."""
+    records (the driver reads those records' labels once, before the pipeline runs; not at
+    all with `labels` off, for an unlabelled task)."""
     from media import dmvr
 
     shards = _record_files(task.data, task_root, data_root)
     texts: set[str] = set()
     for path, split in shards:
-        if split == EVAL:
+        if split == EVAL or not labels:
             continue
         for index, serialized in enumerate(dmvr.iter_tfrecord(path)):
             where = record_name(path, index)
@@ -611,11 +655,35 @@ def _list_record_sources(task: TaskData, task_root: str, data_root: str, eval_fr
 
 def list_task_sources(task: TaskData, data_root: str, eval_fraction: float) -> TaskSources:
     """All clips of one task with labels and splits, and the rows that cannot be clips.
-    dmvr_records: one clip per record file, with the vocabulary of its train records."""
+    dmvr_records: one clip per record file, with the vocabulary of its train records.
+    An unlabelled task (`labelled: false`): its clips carry no labels (a CSV's label column,
+    when it has one, is ignored) and it has no vocabulary."""
     task_root = fs.join(data_root, task.data.root)
     if not fs.exists(task_root):
         raise SourceError(f"tasks.{task.name}.data.root: {task_root} does not exist")
     if task.data.layout == RECORDS_LAYOUT:
+        if not task.labelled:
+            listing = _list_record_sources(task, task_root, data_root, eval_fraction, False)
+            return dataclasses.replace(listing, labelled=False)
         return _list_record_sources(task, task_root, data_root, eval_fraction)
+    if not task.labelled:
+        layout = (
+            _unlabelled_folder_rows
+            if task.data.layout == "folders"
+            else _unlabelled(_LAYOUTS[task.data.layout])
+        )
+        rows = layout(task.data, task_root, data_root)
+        return dataclasses.replace(
+            assign_splits(task.name, rows, data_root, eval_fraction), labelled=False
+        )
     rows = _LAYOUTS[task.data.layout](task.data, task_root, data_root)
     return assign_splits(task.name, rows, data_root, eval_fraction)
+
+
+def _unlabelled(layout):
+    """A CSV layout's rows with their labels dropped."""
+
+    def rows(data: DataSource, task_root: str, data_root: str) -> list[_Row]:
+        return [dataclasses.replace(r, labels=()) for r in layout(data, task_root, data_root)]
+
+    return rows

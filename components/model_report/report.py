@@ -19,7 +19,7 @@ import os
 import tensorflow as tf
 
 from components.model_report import pretraining, render, results
-from core.config import Config, Evaluation, LabelType, Modality, TaskThresholds
+from core.config import Config, Evaluation, LabelType, Modality, TaskThresholds, labelled_tasks
 from trainer.metrics import headline_metric_name
 
 INDEX = "index.html"
@@ -56,7 +56,7 @@ def report_config(config: Config) -> ReportConfig:
             num_classes=t.num_classes,
             eval=t.eval,
         )
-        for t in config.tasks
+        for t in labelled_tasks(config.tasks)  # an unlabelled task is neither trained nor evaluated
     ]
     return ReportConfig(
         pipeline_name=config.pipeline_name, tasks=tasks, evaluation=config.evaluation

@@ -100,3 +100,31 @@ def test_extra_signatures_check_the_vocabularies():
     bad = dict(records.VOCABULARIES, dtmf=["a", "b"])
     with pytest.raises(ValueError, match="tasks.dtmf.num_classes is 3"):
         eval_signatures.extra_signatures(model, config, bad)
+
+
+def test_records_of_an_unlabelled_task_are_known_and_weigh_nothing():
+    """The eval split also holds the pretraining task's records (labelled: false): TFMA feeds
+    them, and they count for no output instead of failing as an unknown task."""
+    import dataclasses
+
+    from core.config import Task
+
+    config = config_lib.trainer_config(records.tiny_config())
+    clips = Task(name="clips", modality="video", labelled=False)
+    config = dataclasses.replace(config, unlabelled_tasks=[clips])
+    model = build_model(config.model, config.tasks, config.inputs)
+    signatures = eval_signatures.extra_signatures(model, config, records.VOCABULARIES)
+    rng = np.random.default_rng(0)
+    digits = records.make_record("digits", 0, rng)
+    record = tf.train.SequenceExample.FromString(records.make_record("motion", 0, rng))
+    record.context.feature["task/name"].bytes_list.value[:] = [b"clips"]
+    for key in ("clip/label/index", "clip/label/text"):
+        del record.context.feature[key]
+    unlabelled = record.SerializeToString()
+    batch = tf.constant([unlabelled, digits])
+    scores = signatures["tfma_eval"](examples=batch)
+    labels = signatures["tfma_labels"](examples=batch)
+    for task in config.tasks:
+        assert np.all(scores[task.name].numpy()[0] == 0.0)
+        assert labels[eval_signatures.weight_key(task.name)].numpy()[0] == 0.0
+    assert labels[eval_signatures.weight_key("digits")].numpy()[1] == 1.0

@@ -57,6 +57,14 @@ def test_flags_for_existing_records_and_compression(tmp_path):
         parse(["--modality", "video", "--compression", "zip", "s", "o"])
 
 
+def test_the_unlabelled_flag_makes_a_task_without_labels(tmp_path):
+    args = parse(["--modality", "video", "--unlabelled", str(tmp_path / "clips"), "o"])
+    (task,) = cli.build_config(args).tasks
+    assert (task.name, task.labelled) == ("clips", False)
+    (labelled,) = cli.build_config(parse(["--modality", "video", "s", "o"])).tasks
+    assert labelled.labelled
+
+
 def test_beam_args_pass_through():
     args = parse(
         ["--modality", "video", "--beam-arg=--a=1", "s", "o", "--", "--runner=FlinkRunner"]

@@ -154,3 +154,21 @@ def test_a_record_set_becomes_the_tasks_records(tmp_path, sample_rate):
     # Every record is an input; the shards are not.
     assert summary.inputs == 9 and summary.bad_inputs == len(expected_bad)
     assert summary.written[("clips", features.TRAIN)] == len(train)
+
+
+def test_an_unlabelled_task_takes_records_without_their_labels(tmp_path):
+    write_record_set(str(tmp_path / "set"))
+    task = config().tasks[0]
+    task.labelled = False
+    listing = sources.list_task_sources(task, str(tmp_path), 0.2)
+    assert listing.vocabulary == [] and not listing.labelled
+    rules = dmvr.RekeyRules("clips", "video", (), default_sample_rate=0, labelled=False)
+    # "eel" never occurs in train: for a labelled task that is unknown_label; here it is dropped.
+    serialized = dmvr.rekey_record(generator_record("eel", 1, "h.mp4"), rules, "f#0")
+    out = dmvr.parse_sequence_example(serialized)
+    assert (out.task, out.labels, out.label_indices, len(out.frames)) == ("clips", (), (), 3)
+    context = tf.train.SequenceExample.FromString(serialized).context.feature
+    assert features.LABEL_TEXT not in context and features.LABEL_INDEX not in context
+    with pytest.raises(errors.MediaError) as info:  # the other rules still hold
+        dmvr.rekey_record(no_frames("dog", 7, "e.mp4"), rules, "f#0")
+    assert info.value.reason == errors.NO_FRAMES

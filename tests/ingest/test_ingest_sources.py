@@ -217,3 +217,40 @@ def test_vggsound_csv_split_column(tmp_path):
 def test_missing_task_root_is_a_clear_error(tmp_path):
     with pytest.raises(sources.SourceError, match="nothere"):
         list_task(tmp_path, DataSource(root="nothere"))
+
+
+def list_unlabelled(root, data: DataSource, eval_fraction=0.2):
+    task = TaskData(name="clips", modality="video", labelled=False, data=data)
+    return sources.list_task_sources(task, str(root), eval_fraction)
+
+
+def test_an_unlabelled_folder_is_every_file_below_it_with_no_labels(tmp_path):
+    touch(tmp_path / "m", "train/a.mp4", "train/day1/b.mp4", "val/c.mp4", ".hidden.mp4")
+    result = list_unlabelled(tmp_path, DataSource(root="m", train="train", eval="val"))
+    assert (result.vocabulary, result.labelled) == ([], False)
+    assert by_split(result, "train") == [("a.mp4", ()), ("b.mp4", ())]
+    assert by_split(result, "eval") == [("c.mp4", ())]
+    # No split folders: every file, at any depth, split by a hash of its path.
+    touch(tmp_path / "flat", "x.mp4", "deep/er/y.mp4")
+    flat = list_unlabelled(tmp_path, DataSource(root="flat"), eval_fraction=0.5)
+    assert sorted(os.path.basename(c.path) for c in flat.clips) == ["x.mp4", "y.mp4"]
+    assert all(c.labels == () for c in flat.clips) and not flat.quarantined
+    # Only an eval folder: the files beside it are the train split.
+    only_eval = list_unlabelled(tmp_path, DataSource(root="m", eval="val"))
+    assert by_split(only_eval, "eval") == [("c.mp4", ())]
+    assert by_split(only_eval, "train") == [("a.mp4", ()), ("b.mp4", ())]
+    write(tmp_path / "m", "trainlist.txt", "a.mp4\n")
+    with pytest.raises(sources.SourceError, match="not split lists"):
+        list_unlabelled(tmp_path, DataSource(root="m", train="trainlist.txt"))
+
+
+def test_an_unlabelled_csv_task_needs_no_label_column_and_ignores_one(tmp_path):
+    touch(tmp_path / "a", "one.mp4", "two.mp4")
+    write(tmp_path / "a", "train.csv", "video_path,start,end,caption\none.mp4,0,1,a dog\n")
+    write(tmp_path / "a", "eval.csv", "video_path,start,end,label\ntwo.mp4,0,1,never_in_train\n")
+    data = DataSource(root="a", layout="dmvr_csv", train="train.csv", eval="eval.csv")
+    result = list_unlabelled(tmp_path, data)
+    assert by_split(result, "train") == [("one.mp4", ())]
+    # A label the train split never has is no unknown_label: the task has no labels at all.
+    assert by_split(result, "eval") == [("two.mp4", ())] and not result.quarantined
+    assert result.clips[0].caption == "a dog" and result.vocabulary == []

@@ -27,7 +27,7 @@ def sequence_example(
         frames=None if frames is None else [PLACEHOLDER_JPEG] * frames,
         waveform=waveform,
         sample_rate=sample_rate,
-        filename=f"{task}/{labels[0]}.bin",
+        filename=f"{task}/{labels[0] if labels else 'unlabelled'}.bin",
     )
 
 

@@ -39,6 +39,15 @@ CASES = {
         sequence_example("elsewhere", ["5"], waveform=[0.0]),
         sequence_example("dtmf", ["5"], waveform=[0.0, 3.0]),
     ],
+    # `clips` is an unlabelled (pretraining) task: no labels, except one record that has some;
+    # one motion record (a labelled task) lost its labels.
+    "unlabelled": EVAL
+    + [
+        sequence_example("clips", [], frames=4),
+        sequence_example("clips", [], frames=4),
+        sequence_example("clips", ["up"], frames=4),
+        sequence_example("motion", [], frames=4),
+    ],
 }
 SMALL_HISTOGRAM = "train, 2 histogram buckets"
 
@@ -148,3 +157,23 @@ def test_curated_schema_gives_transform_its_tensors():
     assert specs[features.TASK].shape.as_list() == [None, 1]
     assert type(specs[features.WAVEFORM]).__name__ == "RaggedTensorSpec"
     assert type(specs[features.IMAGE_ENCODED]).__name__ == "RaggedTensorSpec"
+
+
+def test_records_without_labels_pass_the_schema_and_the_gate_checks_them_per_task(stats):
+    schema = checks.with_domains(
+        checks.curated_schema(), checks.train_labels(stats["train"]), TASKS + ["clips"]
+    )
+    # The schema accepts records without labels (pretraining data)...
+    assert anomaly_types(tfdv.validate_statistics(stats["unlabelled"], schema)) == {}
+    modalities = {**MODALITIES, "clips": "video"}
+    problems = checks.task_problems(
+        stats["unlabelled"], stats["train"], features.EVAL, modalities, {"clips"}
+    )
+    # ...and the gate wants labels on every record of a labelled task, none on an unlabelled
+    # task's.
+    assert problems == [
+        "split eval: task clips: 1 records have clip/label/text, but the task is unlabelled "
+        "(labelled: false)",
+        "split eval: task motion: 1 of 2 records have no clip/label/text (a labelled task; set "
+        "tasks.motion.labelled: false for data without classes)",
+    ]

@@ -25,19 +25,6 @@ WORKER = os.path.join(HERE, "trainer_loop_worker.py")
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
-def _train(config, model_dir, **kwargs):
-    patterns = {t.name: "in-memory" for t in config.tasks}
-    return train_loop.train(
-        config,
-        str(model_dir),
-        patterns,
-        patterns,
-        build_model_fn=standins.build_standin_model,
-        make_dataset_fn=standins.make_standin_dataset,
-        **kwargs,
-    )
-
-
 def _worker(*args, **popen):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     return subprocess.Popen(
@@ -53,7 +40,7 @@ def _worker(*args, **popen):
 
 def test_loop_learns_a_learnable_task_and_writes_its_outputs(tmp_path):
     config = standins.standin_config("weighted", steps=120, log_every=20, checkpoint_every=50)
-    result = _train(config, tmp_path)
+    result = standins.train_standins(config, tmp_path)
 
     alpha = [h["loss"] for h in result.history if h["task"] == "alpha"]
     assert alpha[-1] < 0.6 * alpha[0], alpha
@@ -92,7 +79,7 @@ def test_loop_learns_a_learnable_task_and_writes_its_outputs(tmp_path):
 
 def test_accumulate_trains_every_task_each_step(tmp_path):
     config = standins.standin_config("accumulate", steps=10, log_every=5)
-    result = _train(config, tmp_path)
+    result = standins.train_standins(config, tmp_path)
     assert [(h["step"], h["task"], h["steps"]) for h in result.history] == [
         (5, "alpha", 5),
         (5, "beta", 5),
@@ -106,7 +93,7 @@ def test_mixed_precision_trains_and_leaves_the_global_policy_alone(tmp_path, dty
     config = standins.standin_config(
         "weighted", steps=30, log_every=10, mixed_precision=True, mixed_precision_dtype=dtype
     )
-    result = _train(config, tmp_path)
+    result = standins.train_standins(config, tmp_path)
     assert result.model.shared.compute_dtype == dtype
     assert result.model.shared.dtype == "float32"  # variables stay float32
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -116,8 +103,8 @@ def test_mixed_precision_trains_and_leaves_the_global_policy_alone(tmp_path, dty
 
 def test_a_finished_run_restarted_does_not_train_again(tmp_path):
     config = standins.standin_config("uniform", steps=10, log_every=5)
-    _train(config, tmp_path)
-    again = _train(config, tmp_path)
+    standins.train_standins(config, tmp_path)
+    again = standins.train_standins(config, tmp_path)
     assert again.start_step == 10 and again.history == []
 
 
@@ -133,7 +120,7 @@ def test_batch_not_divisible_by_replicas_names_the_field(tmp_path):
         num_replicas_in_sync = 2
 
     with pytest.raises(ConfigError, match=r"tasks\.beta\.batch_size"):
-        _train(config, tmp_path, strategy=TwoReplicas())
+        standins.train_standins(config, tmp_path, strategy=TwoReplicas())
 
 
 def test_mirrored_on_two_cpus_gives_the_losses_of_one_device(tmp_path):

@@ -13,18 +13,6 @@ import trainer_loop_standins as standins
 from trainer import train_loop
 
 
-def _train(config, model_dir):
-    patterns = {t.name: "in-memory" for t in config.tasks}
-    return train_loop.train(
-        config,
-        str(model_dir),
-        patterns,
-        patterns,
-        build_model_fn=standins.build_standin_model,
-        make_dataset_fn=standins.make_standin_dataset,
-    )
-
-
 def _rows(history):
     return [(h["step"], h["task"], h["steps"]) for h in history]
 
@@ -50,7 +38,7 @@ def test_several_steps_per_call_give_the_losses_of_one_step_per_call(tmp_path, s
         config = standins.standin_config(
             schedule, steps=30, log_every=10, checkpoint_every=15, steps_per_loop=steps_per_loop
         )
-        results[steps_per_loop] = _train(config, tmp_path / str(steps_per_loop))
+        results[steps_per_loop] = standins.train_standins(config, tmp_path / str(steps_per_loop))
     one, seven = results[1], results[7]
     assert _rows(seven.history) == _rows(one.history)
     assert len({h["task"] for h in one.history}) == 2
@@ -70,16 +58,16 @@ def test_a_resumed_multi_step_run_continues_the_same_task_sequence(tmp_path):
     config = standins.standin_config(
         "weighted", steps=40, log_every=4, checkpoint_every=10, steps_per_loop=6
     )
-    whole = _train(config, tmp_path / "whole")
+    whole = standins.train_standins(config, tmp_path / "whole")
 
     # The same run stopped after step 20: its checkpoint state rewound to ckpt-20.
     run_dir = tmp_path / "resumed"
-    _train(config, run_dir)
+    standins.train_standins(config, run_dir)
     checkpoints = str(run_dir / train_loop.CHECKPOINT_DIR)
     rewound = tf.train.get_checkpoint_state(checkpoints).all_model_checkpoint_paths
     ckpt_20 = next(p for p in rewound if p.endswith("ckpt-20"))
     tf.compat.v1.train.update_checkpoint_state(checkpoints, ckpt_20, [ckpt_20])
-    resumed = _train(config, run_dir)
+    resumed = standins.train_standins(config, run_dir)
 
     assert resumed.start_step == 20 and resumed.step == 40
     after = [row for row in _rows(whole.history) if row[0] > 20]

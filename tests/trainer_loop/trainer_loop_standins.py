@@ -12,6 +12,7 @@ import tf_keras as keras
 
 from core import config as config_lib
 from tests.support import configs
+from trainer import train_loop
 
 FEATURE_DIM = 8
 EXAMPLES_PER_TASK = 256
@@ -115,3 +116,17 @@ def make_standin_dataset(
 
         ds = ds.map(slow)
     return ds
+
+
+def train_standins(config: config_lib.TrainerConfig, model_dir, **kwargs):
+    """The real co-training loop over the stand-in model and in-memory data."""
+    patterns = {t.name: "in-memory" for t in config.tasks}
+    return train_loop.train(
+        config,
+        str(model_dir),
+        patterns,
+        patterns,
+        build_model_fn=build_standin_model,
+        make_dataset_fn=make_standin_dataset,
+        **kwargs,
+    )

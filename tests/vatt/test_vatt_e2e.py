@@ -1,5 +1,7 @@
-"""configs/vatt.yaml end to end on tiny demo data: ingest -> Transform (caption vocabulary) ->
-Pretrainer -> Trainer starting from it -> Evaluator -> Pusher. One shared pipeline run."""
+"""configs/vatt.yaml end to end on tiny demo data: ingest (the pretraining task unlabelled) ->
+Transform (caption vocabulary) -> Pretrainer -> Trainer starting from it -> Evaluator ->
+Pusher, then the pushed model served: labels, embeddings and caption ranking through TF
+Serving's API. One shared pipeline run."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core import features
 from demo import vatt_data
 from pipeline import cli, local_runner
 
@@ -19,7 +22,7 @@ CONFIG = str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "vatt.yam
 
 
 @pytest.fixture(scope="module")
-def vatt_run(tmp_path_factory):
+def vatt_pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("vatt")
     data_root, root = str(tmp / "data"), str(tmp / "run")
     vatt_data.generate(data_root, per_direction=3, eval_per_direction=2, labelled_per_class=2)
@@ -37,7 +40,12 @@ def vatt_run(tmp_path_factory):
     outputs = local_runner.read_run_outputs(
         os.path.join(root, local_runner.METADATA_FILE), "polyvit-vatt"
     )
-    return outputs
+    return outputs, data_root, root
+
+
+@pytest.fixture(scope="module")
+def vatt_run(vatt_pipeline):
+    return vatt_pipeline[0]
 
 
 def test_every_stage_ran_and_the_model_was_pushed(vatt_run):
@@ -102,3 +110,80 @@ def test_pretrainer_exported_the_embedding_signatures(vatt_run):
     assert {"embed_examples", "embed_text", "rank_captions"} <= set(loaded.signatures)
     text = loaded.signatures["embed_text"](captions=tf.constant(["digit moves up"]))["text"]
     assert abs(float(tf.norm(text[0])) - 1.0) < 1e-5
+
+
+def test_the_pretraining_task_is_unlabelled_end_to_end(vatt_run):
+    from media import dmvr
+
+    examples = _uri(vatt_run, "MediaExampleGen", "examples")
+    records = dmvr.read_records(features.task_file_pattern(examples, features.TRAIN, "vatt_clips"))
+    assert records and all(r.labels == () and r.label_indices == () for r in records)
+    assert any(r.captions for r in records)
+    # No vocabulary anywhere: not beside the records, not in the TransformGraph.
+    assert not os.path.exists(features.vocabulary_path(examples, "vatt_clips"))
+    assert os.path.exists(features.vocabulary_path(examples, "few_moves"))
+    assets = os.path.join(_uri(vatt_run, "Transform", "transform_graph"), "transform_fn", "assets")
+    assert "labels_few_moves" in os.listdir(assets)
+    assert not [a for a in os.listdir(assets) if "vatt_clips" in a]
+    # No head: the pushed model has signatures for the labelled task only.
+    loaded = tf.saved_model.load(os.path.join(_uri(vatt_run, "Trainer", "model"), "Format-Serving"))
+    assert "few_moves" in loaded.signatures
+    assert not [name for name in loaded.signatures if name.startswith("vatt_clips")]
+
+
+@pytest.fixture(scope="module")
+def served(vatt_pipeline):
+    """The Pusher's output, served as TF Serving serves it (the versions folder)."""
+    from serving.model_config import ModelConfig
+    from serving.server import ModelServer, ServerOptions
+
+    _, data_root, root = vatt_pipeline
+    options = ServerOptions(
+        models=(ModelConfig("polyvit", os.path.join(root, "serving", "polyvit")),),
+        port=0,
+        host="127.0.0.1",
+        rest_api_port=0,
+    )
+    running = ModelServer(options).start()
+    videos = sorted(pathlib.Path(data_root, "vatt", "videos").glob("fewval_*.mp4"))
+    yield running, str(videos[0])
+    running.stop(grace=1)
+
+
+def _predict(running, capsys, *flags) -> dict:
+    argv = ["predict", "--config", CONFIG, "--server", running.target, "--model", "polyvit"]
+    assert cli.main([*argv, "--json", *flags]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_the_pushed_model_answers_labels_embeddings_and_caption_ranking(served, capsys):
+    running, video = served
+    # The fine-tuned task's labels, as before.
+    labels = _predict(running, capsys, "--task", "few_moves", video)
+    assert labels["task"] == "few_moves"
+    assert {item["label"] for item in labels["top_k"]} <= {"down", "left", "right", "up"}
+    # The embeddings of the shared spaces, from the same pushed model.
+    embedded = _predict(running, capsys, "--embed", video)
+    assert set(embedded["vectors"]) == {"video_va", "audio", "video_vt"}
+    for vector in embedded["vectors"].values():
+        assert abs(np.linalg.norm(vector) - 1.0) < 1e-5
+    captions = ["digit 3 moves up", "digit 3 moves left", "a zebra"]
+    ranked = _predict(running, capsys, "--rank-captions", "|".join(captions), video)["ranked"]
+    assert sorted(text for text, _ in ranked) == sorted(captions)
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+    assert all(-1.0 - 1e-5 <= s <= 1.0 + 1e-5 for _, s in ranked)
+
+
+def test_the_pushed_embeddings_are_the_pretrained_models(vatt_pipeline):
+    """The pushed model embeds with the whole pretrained model (documented choice), so it
+    gives the Pretrainer's own export's vectors."""
+    vatt_run, _, root = vatt_pipeline
+    (version,) = os.listdir(os.path.join(root, "serving", "polyvit"))
+    pushed = tf.saved_model.load(os.path.join(root, "serving", "polyvit", version))
+    pretrained = tf.saved_model.load(
+        os.path.join(_uri(vatt_run, "Pretrainer", "model"), "Format-Serving", "embeddings", "1")
+    )
+    captions = tf.constant(["digit 1 moves up", "digit 2 moves down"])
+    got = pushed.signatures["embed_text"](captions=captions)["text"].numpy()
+    want = pretrained.signatures["embed_text"](captions=captions)["text"].numpy()
+    assert np.allclose(got, want, atol=1e-6)

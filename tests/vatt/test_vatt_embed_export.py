@@ -65,3 +65,45 @@ def test_text_embeddings_and_caption_ranking_agree(exported):
     assert [c.decode() for c in ranked["captions"].numpy()] == [
         texts[i] for i in np.argsort(-cosine)
     ]
+
+
+def test_the_fine_tuned_export_carries_the_embedding_signatures(exported, tmp_path):
+    """trainer/export.py's extra_modules: the task signatures and the pretrained model's
+    embedding signatures in one SavedModel, the embeddings the same as the standalone export's."""
+    import dataclasses
+
+    from trainer.export import export_saved_model
+    from trainer.model import build_model
+
+    config, model, standalone, _ = exported
+    polyvit = build_model(config.model, config.tasks, config.inputs)
+    modules = {"vatt_embeddings": embed_export.EmbeddingModule(model, config, WORDS)}
+    path = export_saved_model(
+        polyvit, config, {"clips": ["a", "b"]}, str(tmp_path / "m"), extra_modules=modules
+    )
+    loaded = tf.saved_model.load(path)
+    assert {"clips", "clips_raw", "clips_classify", "embed_examples", "embed_text"} <= set(
+        loaded.signatures
+    )
+    assert "rank_captions" in loaded.signatures
+    records = tf.constant([_record(i, "digit moves up") for i in range(2)])
+    # serving_default stays the first task's classifier.
+    assert "scores" in loaded.signatures["serving_default"](examples=records)
+    texts = tf.constant(["digit moves up", "down"])
+    calls = [("embed_text", {"captions": texts}), ("embed_examples", {"examples": records})]
+    for name, inputs in calls:
+        got, want = loaded.signatures[name](**inputs), standalone.signatures[name](**inputs)
+        for key in want:
+            assert np.allclose(got[key].numpy(), want[key].numpy(), atol=1e-6), (name, key)
+    # A task named like an embedding signature is refused, not silently shadowed.
+    clash = dataclasses.replace(
+        config, tasks=[dataclasses.replace(config.tasks[0], name="embed_text")]
+    )
+    with pytest.raises(ValueError, match="'embed_text' collides"):
+        export_saved_model(
+            build_model(clash.model, clash.tasks, clash.inputs),
+            clash,
+            {"embed_text": ["a", "b"]},
+            str(tmp_path / "clash"),
+            extra_modules=modules,
+        )

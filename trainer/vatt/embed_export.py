@@ -11,8 +11,11 @@
 
 Decoding, tokenisation (the caption vocabulary as a graph constant) and the evaluation-mode
 inputs run in the graph through transforms/vatt_inputs.py, as the retrieval evaluation reads
-them. These signatures are exported from the Pretrainer's model (its text tower does not carry
-into the co-training PolyViT), into `<Pretrainer model>/Format-Serving/embeddings/<version>/`.
+them. The signatures are exported twice: on their own from the Pretrainer's model, into
+`<Pretrainer model>/Format-Serving/embeddings/<version>/`, and inside the fine-tuned model the
+Pusher pushes (trainer/vatt/run_fn.py `embedding_modules`, through trainer/export.py's
+`extra_modules`), beside its task signatures. Both hold the whole pretrained model (its
+encoder, not the fine-tuned one: see `embedding_modules`), so they give the same vectors.
 """
 
 from __future__ import annotations

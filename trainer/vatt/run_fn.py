@@ -90,7 +90,8 @@ def run_fn(fn_args) -> None:
 
 def finetune_run_fn(fn_args) -> None:
     """The co-training Trainer's entry point when pretraining is on: trainer.run_fn.run_fn
-    with the model built from the pretraining stage's output (fn_args.base_model)."""
+    with the model built from the pretraining stage's output (fn_args.base_model), and the
+    pretrained model's embedding signatures in the exported (pushed) model."""
     from trainer.run_fn import run_fn as cotrain_run_fn
 
     config = config_lib.from_custom_config(
@@ -98,7 +99,27 @@ def finetune_run_fn(fn_args) -> None:
     )
     if not getattr(fn_args, "base_model", None):
         raise ValueError("finetune_run_fn: no base_model (the Pretrainer's model output)")
-    cotrain_run_fn(fn_args, build_model_fn=build_from_base_model(fn_args.base_model, config))
+    cotrain_run_fn(
+        fn_args,
+        build_model_fn=build_from_base_model(fn_args.base_model, config),
+        extra_modules_fn=lambda: embedding_modules(fn_args.base_model, config),
+    )
+
+
+def embedding_modules(base_model: str, config: config_lib.TrainerConfig) -> dict:
+    """{"vatt_embeddings": the embedding module (trainer/vatt/embed_export.py) of the whole
+    pretrained model}, for the fine-tuned model's export.
+
+    The pretrained encoder, not the fine-tuned one: the video, audio and text spaces were
+    learnt together, and fine-tuning moves only the video path (with no audio or text loss to
+    keep it aligned), and with `backbone: shared` the encoder that audio and text go through
+    too; so the served vectors are those the Pretrainer's retrieval figures describe."""
+    from trainer.vatt import pretrain
+    from trainer.vatt.embed_export import EmbeddingModule
+
+    vatt = transfer.load_pretrained(base_model, config)
+    vocabulary = pretrain.read_saved_vocabulary(base_model)
+    return {"vatt_embeddings": EmbeddingModule(vatt, config, vocabulary)}
 
 
 def build_from_base_model(base_model: str, config: config_lib.TrainerConfig):

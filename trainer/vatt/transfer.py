@@ -68,6 +68,7 @@ def load_pretrained(model_dir: str, config: TrainerConfig) -> Vatt:
     if latest is None:
         raise FileNotFoundError(f"{model_dir}: no pretraining checkpoint (base_model)")
     vocabulary = pretrain.read_saved_vocabulary(model_dir)
-    vatt = pretrain.make_model(config, vocabulary)
+    # The frozen word2vec table's width sizes the text tokenizer, as in the pretraining stage.
+    vatt = pretrain.make_model(config, vocabulary, config.pretraining.word_embeddings)
     tf.train.Checkpoint(model=vatt).restore(latest).expect_partial()
     return vatt
