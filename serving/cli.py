@@ -137,7 +137,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--grpc_max_threads",
         dest="grpc_workers",
         type=int,
-        help="threads running model calls without batching (default: serving.grpc_workers)",
+        help="threads answering gRPC calls (default: serving.grpc_workers)",
     )
 
 

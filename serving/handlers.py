@@ -7,7 +7,6 @@ path answers the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Executor
 
 import numpy as np
 from tensorflow.core.example import example_pb2
@@ -61,23 +60,6 @@ class Handlers:
 
     def classify(self, request) -> classification_pb2.ClassificationResponse:
         return classify_on(self.resolve(request.model_spec), request, self.max_frames)
-
-    # The same on an event loop (the gRPC server): checks and responses on the loop, the
-    # model call off it (LoadedVersion.predict_async).
-
-    async def predict_async(self, request, executor: Executor) -> predict_pb2.PredictResponse:
-        loaded = self.resolve(request.model_spec)
-        name, inputs, aliases = prepare_predict(loaded, request, self.max_frames)
-        outputs = await loaded.predict_async(name, inputs, executor)
-        return predict_response(loaded, name, aliases, outputs)
-
-    async def classify_async(
-        self, request, executor: Executor
-    ) -> classification_pb2.ClassificationResponse:
-        loaded = self.resolve(request.model_spec)
-        name, inputs = prepare_classify(loaded, request, self.max_frames)
-        outputs = await loaded.predict_async(name, inputs, executor)
-        return classify_response(loaded, name, len(inputs[CLASSIFY_INPUTS]), outputs)
 
     def get_model_metadata(self, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if not request.HasField("model_spec"):
@@ -182,19 +164,14 @@ def predict_arrays(
     return name, {alias: outputs[alias] for alias in aliases}
 
 
-def prepare_predict(
+def predict_on(
     loaded: LoadedVersion, request, max_frames: int = Serving.max_frames
-) -> tuple[str, dict[str, np.ndarray], list[str]]:
-    """A Predict request checked: (signature name, input arrays, output aliases)."""
+) -> predict_pb2.PredictResponse:
     name, signature_def = predict_signature(loaded, request.model_spec.signature_name)
     inputs = tensors.check_inputs(signature_def, request.inputs)
     check_contents(inputs, max_frames)
-    return name, inputs, _output_aliases(signature_def, request.output_filter)
-
-
-def predict_response(
-    loaded: LoadedVersion, name: str, aliases: list[str], outputs: Mapping[str, np.ndarray]
-) -> predict_pb2.PredictResponse:
+    aliases = _output_aliases(signature_def, request.output_filter)
+    outputs = loaded.predict(name, inputs)
     response = predict_pb2.PredictResponse()
     response.model_spec.name = loaded.servable.name
     response.model_spec.version.value = loaded.version
@@ -202,13 +179,6 @@ def predict_response(
     for alias in aliases:
         tensors.fill_tensor_proto(response.outputs[alias], outputs[alias])
     return response
-
-
-def predict_on(
-    loaded: LoadedVersion, request, max_frames: int = Serving.max_frames
-) -> predict_pb2.PredictResponse:
-    name, inputs, aliases = prepare_predict(loaded, request, max_frames)
-    return predict_response(loaded, name, aliases, loaded.predict(name, inputs))
 
 
 def serialized_examples(request_input) -> list[bytes]:
@@ -241,10 +211,9 @@ def _check_classify_output(name: str, array: np.ndarray | None, rows: int) -> No
         )
 
 
-def prepare_classify(
+def classify_on(
     loaded: LoadedVersion, request, max_frames: int = Serving.max_frames
-) -> tuple[str, dict[str, np.ndarray]]:
-    """A Classify request checked: (signature name, its `inputs` of serialized tf.Examples)."""
+) -> classification_pb2.ClassificationResponse:
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature_def = loaded.servable.signature_defs.get(name)
     if signature_def is None or name not in loaded.servable.functions:
@@ -265,12 +234,7 @@ def prepare_classify(
     serialized = serialized_examples(request.input)
     if not serialized:
         raise errors.invalid_argument("Input is empty.")
-    return name, {CLASSIFY_INPUTS: np.array(serialized, dtype=object)}
-
-
-def classify_response(
-    loaded: LoadedVersion, name: str, rows: int, outputs: Mapping[str, np.ndarray]
-) -> classification_pb2.ClassificationResponse:
+    outputs = loaded.predict(name, {CLASSIFY_INPUTS: np.array(serialized, dtype=object)})
     classes, scores = outputs.get(CLASSIFY_CLASSES), outputs.get(CLASSIFY_SCORES)
     if classes is None and scores is None:
         raise errors.ServingError(
@@ -278,8 +242,8 @@ def classify_response(
             'Expected classification signature outputs to contain at least one of "classes" '
             f'or "scores". Signature was: {name}',
         )
-    _check_classify_output("classes", classes, rows)
-    _check_classify_output("scores", scores, rows)
+    _check_classify_output("classes", classes, len(serialized))
+    _check_classify_output("scores", scores, len(serialized))
     response = classification_pb2.ClassificationResponse()
     response.model_spec.name = loaded.servable.name
     response.model_spec.version.value = loaded.version
@@ -287,7 +251,7 @@ def classify_response(
     some_output = classes if classes is not None else scores
     assert some_output is not None  # checked above
     num_classes = some_output.shape[1]
-    for i in range(rows):
+    for i in range(len(serialized)):
         entry = response.result.classifications.add()
         for c in range(num_classes):
             item = entry.classes.add()
@@ -296,14 +260,6 @@ def classify_response(
             if scores is not None:
                 item.score = float(scores[i, c])
     return response
-
-
-def classify_on(
-    loaded: LoadedVersion, request, max_frames: int = Serving.max_frames
-) -> classification_pb2.ClassificationResponse:
-    name, inputs = prepare_classify(loaded, request, max_frames)
-    rows = len(inputs[CLASSIFY_INPUTS])
-    return classify_response(loaded, name, rows, loaded.predict(name, inputs))
 
 
 def replay_warmup(loaded: LoadedVersion, logs) -> int:

@@ -9,12 +9,10 @@ GetModelStatus and the previous one goes on serving.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,25 +62,6 @@ class LoadedVersion:
             return self._batcher.run(signature, inputs, rows)
         self._metrics.batch_size.observe(rows or 1)
         return self.servable.run(signature, inputs)
-
-    async def predict_async(
-        self, signature: str, inputs: Mapping[str, np.ndarray], executor: Executor
-    ) -> dict[str, np.ndarray]:
-        """`predict` for the event loop: the model runs on a batch thread or in `executor`,
-        never on the loop. With batching, the loop only queues the request and wakes once
-        its batch is done: no thread hand-off per request."""
-        rows = check_batch_sizes(inputs)
-        if self._batcher is not None and rows is not None:
-            future = self._batcher.submit(signature, inputs, rows)
-            if future is not None:
-                return await asyncio.wrap_future(future)
-            call = self._batcher.run_alone
-            return await asyncio.get_running_loop().run_in_executor(
-                executor, call, signature, inputs, rows
-            )
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, self.predict, signature, inputs
-        )
 
     def close(self) -> None:
         if self._batcher is not None:

@@ -8,10 +8,8 @@ ModelService.GetModelStatus and the standard gRPC health service.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import threading
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -179,19 +177,8 @@ class ModelServer:
         self.options = options
         max_batch = options.batching.max_batch_size if options.batching else 32
         self.metrics = ServerMetrics(max_batch)
-        # grpcio's asyncio server on a loop thread of its own: the RPCs are coroutines on it,
-        # so that a request costs no thread hand-off of its own (grpcio's synchronous server
-        # passes every call from its polling thread to a worker and back); model calls run
-        # on the batch threads, or in `_executor` without batching.
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(
-            target=self._loop.run_forever, name="grpc-loop", daemon=True
-        )
-        self._loop_thread.start()
-        self._executor = futures.ThreadPoolExecutor(
-            max_workers=options.grpc_workers, thread_name_prefix="rpc"
-        )
-        self.health = health.aio.HealthServicer()
+        self.health = health.HealthServicer()
+        self._set_health(False)
         self.managers = {
             model.name: ModelManager(
                 model,
@@ -204,28 +191,22 @@ class ModelServer:
         }
         self.handlers = Handlers(self.managers, options.max_frames)
         self._grpc_options = grpc_message_options(options.max_message_mb, options.grpc_options)
-        self._grpc = self._on_loop(self._make_grpc_server())
-        self._set_health(False)
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=options.grpc_workers, thread_name_prefix="rpc"),
+            options=self._grpc_options,
+        )
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(self.handlers, self.metrics), self._grpc
+        )
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelServicer(self.handlers, self.metrics), self._grpc
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         self.port = 0
         self.rest_port = 0
         self.metrics_port = 0
         self._metrics_http = None
         self._rest: RestServer | None = None
-
-    def _on_loop(self, coroutine):
-        """Runs a coroutine on the server's loop from another thread; returns its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    async def _make_grpc_server(self) -> grpc.aio.Server:
-        server = grpc.aio.server(options=self._grpc_options)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(self.handlers, self.metrics, self._executor), server
-        )
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-            ModelServicer(self.handlers, self.metrics), server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        return server
 
     @property
     def manager(self) -> ModelManager:
@@ -242,10 +223,8 @@ class ModelServer:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        if self._loop.is_closed():
-            return  # stopped: nobody asks any more
         for service in ("", PREDICTION_SERVICE, MODEL_SERVICE):
-            self._on_loop(self.health.set(service, status))
+            self.health.set(service, status)
 
     @property
     def target(self) -> str:
@@ -272,7 +251,7 @@ class ModelServer:
         self.port = self._grpc.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {address}")
-        self._on_loop(self._grpc.start())
+        self._grpc.start()
         if self.options.rest_api_port is not None:
             api = RestApi(self.handlers, self.metrics, self.options.prometheus_path)
             self._rest = RestServer(
@@ -308,20 +287,10 @@ class ModelServer:
         if self._rest is not None:
             self._rest.stop()
             self._rest = None
-        if not self._loop.is_closed():
-            self._on_loop(self._grpc.stop(grace))
+        self._grpc.stop(grace).wait()
         for manager in self.managers.values():
             manager.stop()
-        self._executor.shutdown(wait=True)
-        self._close_loop()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
             self._metrics_http = None
-
-    def _close_loop(self) -> None:
-        if self._loop.is_closed():
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop_thread.join(timeout=30)
-        self._loop.close()
