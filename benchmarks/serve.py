@@ -2,17 +2,19 @@
 
     .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--task digits]
                                          [--sizes tiny,small@64] [--seconds 3]
-                                         [--max-requests 2000]
+                                         [--max-requests 2000] [--rounds 3]
 
 For each size (a model preset, optionally `@<inputs.image_size>`: the default `small@64` is
 the realistic size, where the model's own compute is a real share of a request), exports the
 config's model (untrained weights: speed does not depend on them) and measures throughput
 (examples/s) and p50/p99 request latency with 1 and 8 concurrent clients at batch 1 and 8: in
 process (Servable.run), then over gRPC and over REST with batching off, then 8 batch-1 clients
-over both with batching on. The server runs in its own process (as in production), on loopback.
-Prints one table with each row's throughput as a ratio to the in-process figure at the same
-clients and batch, and the two goals: one client at batch 8 over gRPC loses at most 15% to in
-process, and 8 batch-1 clients get at least 1.5x with batching on.
+over both with batching on. The servers run in processes of their own (as in production), on
+loopback. Every figure is measured `--rounds` times, the rounds in turn (the machine is shared:
+a burst of other load then falls on all kinds of figure alike), and the table shows medians
+with the range. Prints one table with each row's throughput as a ratio to the in-process figure
+at the same clients and batch, and the two goals: one client at batch 8 over gRPC loses at most
+15% to in process, and 8 batch-1 clients get at least 1.5x with batching on.
 """
 
 from __future__ import annotations
@@ -138,6 +140,17 @@ def batch_totals(metrics_port: int) -> tuple[float, float]:
     )
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used, from /proc; None where there is none.
+    Unlike throughput it hardly moves with other jobs' load on a shared machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def grpc_call(target: str, model: str, task: str, examples: list[bytes]) -> Callable[[], object]:
     """One Predict of `examples` per call, as `polyvit predict` sends it (one shared channel)."""
     import grpc
@@ -182,7 +195,6 @@ def measure(call, clients: int, seconds: float, max_requests: int) -> dict:
     """Runs `call()` from `clients` threads for `seconds` (or max_requests in all)."""
     latencies: list[float] = []
     lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
     barrier = threading.Barrier(clients)
 
     def worker():
@@ -196,9 +208,10 @@ def measure(call, clients: int, seconds: float, max_requests: int) -> dict:
             with lock:
                 latencies.append(time.perf_counter() - start)
 
-    for _ in range(3):  # warm up the path
+    for _ in range(3):  # warm up the path (the first call may trace the model: not timed)
         call()
     began = time.perf_counter()
+    stop_at = began + seconds
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
@@ -228,17 +241,16 @@ class Row:
         return self.result["rps"] * self.batch
 
 
+def matching(rows: list[Row], key: tuple) -> list[Row]:
+    return [r for r in rows if (r.size, r.path, r.batching, r.clients, r.batch) == key]
+
+
 def rate(rows: list[Row], size: str, path: str, batching: str, clients: int, batch: int) -> float:
-    for row in rows:
-        if (row.size, row.path, row.batching, row.clients, row.batch) == (
-            size,
-            path,
-            batching,
-            clients,
-            batch,
-        ):
-            return row.examples_per_second
-    raise KeyError((size, path, batching, clients, batch))
+    """The median examples/s over the rounds (the machine is shared: one round can be slow)."""
+    found = matching(rows, (size, path, batching, clients, batch))
+    if not found:
+        raise KeyError((size, path, batching, clients, batch))
+    return float(np.median([r.examples_per_second for r in found]))
 
 
 def bench_size(args, size: Size, base_config: str, rows: list[Row]) -> None:
@@ -256,13 +268,20 @@ def bench_size(args, size: Size, base_config: str, rows: list[Row]) -> None:
     examples = image_examples(max(BATCHES), config.ingestion.short_side)
     servable = load_servable(version_path, "bench", 1)
 
-    def record(path, batching, clients, batch, call, metrics_port=None):
+    def record(path, batching, clients, batch, call, metrics_port=None, pid=None):
         before = batch_totals(metrics_port) if metrics_port else None
+        cpu_before = cpu_seconds(pid) if pid else time.process_time()
         result = measure(call, clients, args.seconds, args.max_requests)
         if before is not None:  # rows per model call: how well batching merged requests
             after = batch_totals(metrics_port)
             calls, rows_run = after[0] - before[0], after[1] - before[1]
             result["rows_per_model_call"] = round(rows_run / max(calls, 1), 2)
+        cpu_after = cpu_seconds(pid) if pid else time.process_time()
+        if cpu_before is not None and cpu_after is not None:
+            # The server's CPU per example (warm-up calls included: 3 of some hundreds); in
+            # process, this process's (the model calls and the loop around them).
+            examples_run = (result["requests"] + 3) * batch
+            result["cpu_ms_per_example"] = round(1000 * (cpu_after - cpu_before) / examples_run, 3)
         rows.append(Row(size.label, path, batching, clients, batch, result))
         print(
             f"  [{size.label}] {path:10s} batching={batching:3s} clients={clients} "
@@ -270,24 +289,30 @@ def bench_size(args, size: Size, base_config: str, rows: list[Row]) -> None:
             flush=True,
         )
 
-    for batch in BATCHES:
-        inputs = {"examples": np.array(examples[:batch], dtype=object)}
-        for clients in CLIENTS:
-            record("in process", "-", clients, batch, lambda i=inputs: servable.run(task.name, i))
-
     batching = dataclasses.asdict(BatchingOptions.from_config(config.serving))
+    servers = {}  # batching off, and on with the config's values; both up for all rounds
     for label, options in (("off", None), ("on", batching)):
-        process, target, rest_url, metrics_port = start_server(base, "bench", options)
-        try:
-            for path, make_call, where in (
-                ("gRPC", grpc_call, target),
-                ("REST", rest_call, rest_url),
-            ):
-                for batch in BATCHES if label == "off" else (1,):
-                    call = make_call(where, "bench", task.name, examples[:batch])
-                    for clients in CLIENTS if label == "off" else (max(CLIENTS),):
-                        record(path, label, clients, batch, call, metrics_port)
-        finally:
+        servers[label] = start_server(base, "bench", options)
+    try:
+        # Rounds in turn over in process, batching off and on, so that a burst of other load
+        # on the machine falls on every kind of figure alike; the table takes medians.
+        for _ in range(args.rounds):
+            for batch in BATCHES:
+                inputs = {"examples": np.array(examples[:batch], dtype=object)}
+                for clients in CLIENTS:
+                    call = lambda i=inputs: servable.run(task.name, i)  # noqa: E731
+                    record("in process", "-", clients, batch, call)
+            for label, (process, target, rest_url, metrics_port) in servers.items():
+                for path, make_call, where in (
+                    ("gRPC", grpc_call, target),
+                    ("REST", rest_call, rest_url),
+                ):
+                    for batch in BATCHES if label == "off" else (1,):
+                        call = make_call(where, "bench", task.name, examples[:batch])
+                        for clients in CLIENTS if label == "off" else (max(CLIENTS),):
+                            record(path, label, clients, batch, call, metrics_port, process.pid)
+    finally:
+        for process, *_ in servers.values():
             process.terminate()
             process.join(30)
 
@@ -296,15 +321,36 @@ def print_table(rows: list[Row]) -> None:
     print()
     print(
         f"{'size':10s} {'path':10s} {'batching':8s} {'clients':>7s} {'batch':>5s} "
-        f"{'examples/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'/ in proc':>9s}"
+        f"{'examples/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'/ in proc':>9s} "
+        f"{'cpu ms/ex':>9s}"
     )
+    seen = []
     for row in rows:
+        key = (row.size, row.path, row.batching, row.clients, row.batch)
+        if key in seen:
+            continue
+        seen.append(key)
+        found = matching(rows, key)
         reference = rate(rows, row.size, "in process", "-", row.clients, row.batch)
+        value = rate(rows, *key)
+        p50 = np.median([r.result["p50"] for r in found])
+        p99 = np.median([r.result["p99"] for r in found])
+        cpu = [r.result["cpu_ms_per_example"] for r in found if "cpu_ms_per_example" in r.result]
+        cpu_text = f"{np.median(cpu):9.2f}" if cpu else f"{'-':>9s}"
+        spread = ""
+        if len(found) > 1:
+            low = min(r.examples_per_second for r in found)
+            high = max(r.examples_per_second for r in found)
+            spread = f"   ({low:.0f}-{high:.0f})"
         print(
             f"{row.size:10s} {row.path:10s} {row.batching:8s} {row.clients:7d} {row.batch:5d} "
-            f"{row.examples_per_second:10.1f} {row.result['p50']:8.2f} {row.result['p99']:8.2f} "
-            f"{row.examples_per_second / reference:9.2f}"
+            f"{value:10.1f} {p50:8.2f} {p99:8.2f} {value / reference:9.2f} {cpu_text}{spread}"
         )
+
+
+def cpu_per_example(rows: list[Row], *key) -> float:
+    values = [r.result.get("cpu_ms_per_example", np.nan) for r in matching(rows, key)]
+    return float(np.median(values)) if values else float("nan")
 
 
 def print_goals(rows: list[Row], sizes: list[Size]) -> None:
@@ -329,6 +375,21 @@ def print_goals(rows: list[Row], sizes: list[Size]) -> None:
             f"{merged / rate(rows, s, 'gRPC', 'off', 8, 1):.2f}x, over REST = "
             f"{merged / rate(rows, s, 'REST', 'off', 8, 1):.2f}x"
         )
+        # CPU per example hardly depends on other jobs' load, unlike examples/s.
+        cpu = {
+            name: cpu_per_example(rows, s, path, batching, clients, batch)
+            for name, path, batching, clients, batch in (
+                ("apart", "in process", "-", 8, 1),
+                ("merged", "in process", "-", 1, 8),
+                ("off", "gRPC", "off", 8, 1),
+                ("on", "gRPC", "on", 8, 1),
+            )
+        }
+        print(
+            f"[{s}] CPU ms per example: in process {cpu['apart']:.2f} at 8 x batch 1, "
+            f"{cpu['merged']:.2f} at batch 8; the gRPC server at 8 x batch 1: "
+            f"{cpu['off']:.2f} batching off, {cpu['on']:.2f} on"
+        )
 
 
 def main(argv=None) -> int:
@@ -342,6 +403,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-requests", type=int, default=2000)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure every figure this many times, in turn; the table shows medians",
+    )
     args = parser.parse_args(argv)
     logs.setup()  # an entry point: the library's progress lines reach stderr
     try:

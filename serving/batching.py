@@ -101,30 +101,36 @@ class DynamicBatcher:
 
     def run(self, signature: str, inputs: Mapping[str, np.ndarray], rows: int) -> dict:
         """Runs a request through a batch; blocks until its rows of the outputs are ready."""
+        future = self.submit(signature, inputs, rows)
+        if future is None:
+            return self.run_alone(signature, inputs, rows)
+        return future.result()
+
+    def submit(self, signature: str, inputs: Mapping[str, np.ndarray], rows: int) -> Future | None:
+        """Queues a request without waiting: the Future of its rows of the outputs, or None
+        when it is not batched (too big to share a batch, or the version is being unloaded)
+        and the caller runs it on its own (`run_alone`). Cancelling the Future before its
+        batch starts drops the request from the batch (a client that went away)."""
         if rows > self._options.max_batch_size:
-            # Too big to share a batch: run it on its own rather than refuse it.
-            self._on_batch(rows)
-            return self._run(signature, dict(inputs))
+            return None  # too big to share a batch: run it on its own rather than refuse it
         task = _Task(inputs, rows, Future(), time.monotonic())
         limit = self._options.max_enqueued_batches * self._options.max_batch_size
         with self._cond:
             if self._closed:
-                direct = True
-            else:
-                direct = False
-                if self._queued_rows + rows > limit:
-                    raise errors.unavailable(
-                        "The batch scheduling queue to which this task was submitted is full"
-                    )
-                self._queues.setdefault(batch_key(signature, inputs), collections.deque()).append(
-                    task
+                return None
+            if self._queued_rows + rows > limit:
+                raise errors.unavailable(
+                    "The batch scheduling queue to which this task was submitted is full"
                 )
-                self._queued_rows += rows
-                self._cond.notify()
-        if direct:  # the version is being unloaded; finish this request without batching
-            self._on_batch(rows)
-            return self._run(signature, dict(inputs))
-        return task.future.result()
+            self._queues.setdefault(batch_key(signature, inputs), collections.deque()).append(task)
+            self._queued_rows += rows
+            self._cond.notify()
+        return task.future
+
+    def run_alone(self, signature: str, inputs: Mapping[str, np.ndarray], rows: int) -> dict:
+        """A request that `submit` did not batch, run as a batch of its own."""
+        self._on_batch(rows)
+        return self._run(signature, dict(inputs))
 
     def close(self) -> None:
         """Stops taking requests; queued ones still run, then the threads end."""
@@ -160,9 +166,10 @@ class DynamicBatcher:
         tasks, rows = [], 0
         while queue and rows + queue[0].rows <= self._options.max_batch_size:
             task = queue.popleft()
-            tasks.append(task)
-            rows += task.rows
-        self._queued_rows -= rows
+            self._queued_rows -= task.rows
+            if task.future.set_running_or_notify_cancel():  # False: its client went away
+                tasks.append(task)
+                rows += task.rows
         return tasks
 
     def _work(self) -> None:
@@ -176,7 +183,8 @@ class DynamicBatcher:
                         return
                     self._cond.wait(ready)
             key, tasks = ready
-            self._execute(key[0], tasks)
+            if tasks:
+                self._execute(key[0], tasks)
 
     def _execute(self, signature: str, tasks: list[_Task]) -> None:
         rows = [t.rows for t in tasks]

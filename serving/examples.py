@@ -9,6 +9,7 @@ float values that are NaN or infinite (a poisoned waveform).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -17,11 +18,19 @@ from tensorflow.core.example import example_pb2
 
 from serving import errors
 
+# Below this many values a plain loop beats building a numpy array (a frame rate, a label).
+_NUMPY_FROM = 64
+
 
 def _check_floats(where: str, name: str, feature) -> None:
-    if feature.WhichOneof("kind") != "float_list" or not feature.float_list.value:
+    if feature.WhichOneof("kind") != "float_list":
         return
-    if not np.isfinite(np.asarray(feature.float_list.value, np.float32)).all():
+    values = feature.float_list.value
+    if len(values) < _NUMPY_FROM:
+        finite = all(map(math.isfinite, values))
+    else:
+        finite = bool(np.isfinite(np.asarray(values, np.float32)).all())
+    if not finite:
         raise errors.invalid_argument(f"{where}: feature {name!r} holds NaN or infinite values")
 
 
