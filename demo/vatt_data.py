@@ -149,10 +149,11 @@ def _combos(name: str, count: int, rng: np.random.Generator, distinct: bool, bal
             raise ValueError(f"{name}: at most {len(every)} clips with distinct captions")
         return [every[i] for i in rng.permutation(len(every))[:count]]
     speeds = list(SPEEDS)
+    # Pretraining: every direction equally often (up to one), in a random order.
     directions = (
         [d for d in DIRECTIONS for _ in range(count)]
         if balanced
-        else [DIRECTIONS[i] for i in rng.integers(4, size=count)]
+        else [DIRECTIONS[i % 4] for i in rng.permutation(count)]
     )
     return [(int(rng.integers(10)), d, speeds[int(rng.integers(len(speeds)))]) for d in directions]
 
