@@ -218,11 +218,10 @@ def generate(
 
     counts = {}
     for index, (csv_name, (name, combos, gaps)) in enumerate(plans.items()):
-        rows = _clip_rows(root, name, combos, seed + index, gaps, tick)
+        rows: list[tuple[str, ...]] = list(_clip_rows(root, name, combos, seed + index, gaps, tick))
+        header: tuple[str, ...] = HEADER
         if gaps:  # the pretraining sets: unlabelled, the direction is only in the captions
             header, rows = UNLABELLED_HEADER, [(*row[:3], row[4]) for row in rows]
-        else:
-            header = HEADER
         writers.write_csv(os.path.join(root, csv_name), header, rows)
         counts[csv_name] = len(rows)
     return counts
