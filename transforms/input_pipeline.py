@@ -40,12 +40,11 @@ from transforms.parsing import (
     IMAGE,
     MODALITIES,
     VIDEO,
-    check_finite,
+    checked_waveform,
     indices_by_text,
     label_vector,
     parse_label_indices,
     parse_record,
-    record_sample_rate,
     vocabulary_table,
 )
 
@@ -164,14 +163,7 @@ def record_features(
     modality = modality or modality_key(task)
     parsed = parse_record(serialized, modality)
     if modality == AUDIO:
-        waveform = check_finite(parsed["waveform"], parsed["filename"])
-        rate = record_sample_rate(
-            parsed["sample_rate"],
-            waveform,
-            task.data.sample_rate,
-            f"tasks.{task.name}.data.sample_rate",
-            parsed["filename"],
-        )
+        waveform, rate = checked_waveform(parsed, task)
         features = audio.waveform_features(
             waveform,
             rate,
@@ -220,14 +212,7 @@ def decoded_record(
     parsed = parse_record(serialized, modality)
     decoded = {"filename": parsed["filename"]}
     if modality == AUDIO:
-        waveform = check_finite(parsed["waveform"], parsed["filename"])
-        rate = record_sample_rate(
-            parsed["sample_rate"],
-            waveform,
-            task.data.sample_rate,
-            f"tasks.{task.name}.data.sample_rate",
-            parsed["filename"],
-        )
+        waveform, rate = checked_waveform(parsed, task)
         decoded["log_mel"] = audio.whole_clip_log_mel(waveform, rate, inputs, parsed["filename"])
     else:
         frames = parsed["frames"]

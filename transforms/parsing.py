@@ -18,6 +18,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from core import features as keys
+from core.config import Task
 
 IMAGE, VIDEO, AUDIO = "image", "video", "audio"
 MODALITIES = (IMAGE, VIDEO, AUDIO)
@@ -134,6 +135,20 @@ def check_finite(waveform: tf.Tensor, filename: tf.Tensor) -> tf.Tensor:
     )
     with tf.control_dependencies([check]):
         return tf.identity(waveform)
+
+
+def checked_waveform(parsed: dict, task: Task) -> tuple[tf.Tensor, tf.Tensor]:
+    """(waveform, int64 sample rate) of a parsed audio record, after the finite-values and
+    sample-rate checks every audio reader makes (`task` gives the configured fallback rate)."""
+    waveform = check_finite(parsed["waveform"], parsed["filename"])
+    rate = record_sample_rate(
+        parsed["sample_rate"],
+        waveform,
+        task.data.sample_rate,
+        f"tasks.{task.name}.data.sample_rate",
+        parsed["filename"],
+    )
+    return waveform, rate
 
 
 def label_vector(

@@ -16,7 +16,7 @@ from core.config import Inputs, Pretraining, Task
 from transforms import captions
 from transforms.audio import resample
 from transforms.input_pipeline import _list_files, _read_records, record_features
-from transforms.parsing import AUDIO, VIDEO, check_finite, parse_record, record_sample_rate
+from transforms.parsing import AUDIO, VIDEO, checked_waveform, parse_record
 
 
 def num_samples(inputs: Inputs) -> int:
@@ -26,14 +26,7 @@ def num_samples(inputs: Inputs) -> int:
 def raw_audio(serialized: tf.Tensor, task: Task, inputs: Inputs) -> tf.Tensor:
     """float32 [N, 1]: the record's waveform resampled, cut or zero-padded to N samples."""
     parsed = parse_record(serialized, AUDIO)
-    waveform = check_finite(parsed["waveform"], parsed["filename"])
-    rate = record_sample_rate(
-        parsed["sample_rate"],
-        waveform,
-        task.data.sample_rate,
-        f"tasks.{task.name}.data.sample_rate",
-        parsed["filename"],
-    )
+    waveform, rate = checked_waveform(parsed, task)
     waveform = resample(waveform, rate, inputs.audio_sample_rate)[: num_samples(inputs)]
     waveform = tf.pad(waveform, [[0, num_samples(inputs) - tf.shape(waveform)[0]]])
     return tf.ensure_shape(waveform, [num_samples(inputs)])[:, None]
