@@ -63,9 +63,9 @@ def test_the_model_trained_on_the_same_data_and_settings_is_skipped(tmp_path):
     config = configs.build(CONFIG)
     trainer_json = config_lib.slice_to_json(config_lib.trainer_config(config))
     strategy = LatestBlessedOtherModelStrategy(trainer_json, 5)
-    examples = [_examples("/root/MediaExampleGen/examples/3")]
+    examples = [_examples("/pipeline_root/MediaExampleGen/examples/3")]
     ours = run_fn.resume_fingerprint(
-        config_lib.trainer_config(config), "/root/MediaExampleGen/examples/3", 5
+        config_lib.trainer_config(config), "/pipeline_root/MediaExampleGen/examples/3", 5
     )
     older = _model(tmp_path, 1, "0123456789abcdef")  # other data or settings
     same = _model(tmp_path, 2, ours)
@@ -80,5 +80,5 @@ def test_the_model_trained_on_the_same_data_and_settings_is_skipped(tmp_path):
     resolved = LatestBlessedOtherModelStrategy(trainer_json, 6).resolve_artifacts(None, inputs)
     assert resolved["model"] == [same]
     # So are other data (a new span).
-    inputs["examples"] = [_examples("/root/MediaExampleGen/examples/9")]
+    inputs["examples"] = [_examples("/pipeline_root/MediaExampleGen/examples/9")]
     assert strategy.resolve_artifacts(None, inputs)["model"] == [same]
