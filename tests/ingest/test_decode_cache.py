@@ -102,8 +102,8 @@ def test_a_file_that_fails_midway_is_not_cached(tmp_path):
 
 @pytest.mark.parametrize(
     "setting, expected",
-    [("", "gs://bucket/root/decode_cache"), ("off", ""), ("cache/c", "cache/c")],
+    [("", "gs://bucket/pipeline/decode_cache"), ("off", ""), ("cache/c", "cache/c")],
 )
 def test_cache_folder_defaults_to_the_pipeline_root(setting, expected):
-    uri = "gs://bucket/root/MediaExampleGen/examples/7"
+    uri = "gs://bucket/pipeline/MediaExampleGen/examples/7"
     assert executor.decode_cache_dir(setting, uri) == expected
