@@ -416,6 +416,10 @@ class Continuous:
     # The Trainer starts from the latest blessed model (TFX's base_model): encoder and
     # tokenizers always, heads of tasks whose labels are unchanged (trainer/warm_start.py).
     warm_start: bool = True
+    # Steps a warm-started Trainer trains instead of training.steps (0: training.steps): a
+    # retrain on a new span is a short fine-tune. The schedule apportions them over the tasks
+    # by the same weights, so every task's budget shrinks in proportion.
+    warm_start_steps: int = 0
 
 
 @dataclass
@@ -670,6 +674,8 @@ class TrainerConfig:
     sample_rate: int = 16000
     # The VATT pretraining stage's settings (its run_fn, and what fine-tuning carries over).
     pretraining: Pretraining = field(default_factory=Pretraining)
+    # continuous.warm_start_steps: what run_fn trains when it warm-starts from a base model.
+    warm_start_steps: int = 0
 
     def task(self, name: str) -> Task:
         return _task_named(self.tasks + self.unlabelled_tasks, name)
@@ -715,6 +721,7 @@ def trainer_config(config: Config) -> TrainerConfig:
         training=config.training,
         sample_rate=config.ingestion.sample_rate,
         pretraining=config.pretraining,
+        warm_start_steps=config.continuous.warm_start_steps,
     )
 
 
@@ -749,6 +756,7 @@ def _check_slice_values(config_slice: Any) -> Any:
         )
         rules.check_video_encoding(config_slice.model, config_slice.inputs)
         rules.check_training(config_slice.training)
+        rules.check_warm_start_steps(config_slice.warm_start_steps)
         rules.check_sample_rate(config_slice.sample_rate)
         rules.check_pretraining(
             config_slice.pretraining, config_slice.tasks + config_slice.unlabelled_tasks

@@ -383,6 +383,16 @@ def check_continuous(continuous: Continuous) -> None:
         "must be >= 1 (the newest spans Transform and the Trainer read)",
         continuous.span_window,
     )
+    check_warm_start_steps(continuous.warm_start_steps)
+
+
+def check_warm_start_steps(steps: int) -> None:
+    _require(
+        steps >= 0,
+        "continuous.warm_start_steps",
+        "must not be negative (0 trains training.steps after a warm start too)",
+        steps,
+    )
 
 
 def check_kubeflow(kubeflow: Kubeflow) -> None:

@@ -10,6 +10,8 @@ Reads from `fn_args`:
   train_files/eval_files   TFX's `<examples_uri>/Split-<split>/*`; each task's records are
                            `Split-<split>/<task>-SSSSS-of-NNNNN*` (core.features.task_file_pattern)
   train_steps              when set (train_args.num_steps), replaces training.steps
+  base_model               when set, the model to warm-start from; the run then trains
+                           `continuous.warm_start_steps` when that is set (steps_to_train)
   eval_steps               when set (eval_args.num_steps), replaces training.eval_steps
   transform_output         when set, audio normalisation statistics from the TransformGraph
   hyperparameters          when set (the Tuner's best_hyperparameters), applied over the config
@@ -143,9 +145,10 @@ def resume_fingerprint(
     """16 hex digits naming what decides the trained weights, so that only a run that would
     train the same weights resumes from another run's checkpoints.
 
-    Covered: the training data's URI, the step count, the tasks, the model and inputs sections
-    and the training fields that shape the optimisation (schedule, optimizer, learning rate,
-    warm-up, decay, clipping, precision, seed...). Excluded, as they leave the weights alone:
+    Covered: the training data's URI, the step count, the tasks, the model and inputs sections,
+    the training fields that shape the optimisation (schedule, optimizer, learning rate,
+    warm-up, decay, clipping, precision, seed...) and continuous.warm_start_steps when set.
+    Excluded, as they leave the weights alone:
     - each task's `eval` thresholds (they gate blessing after training);
     - the training fields of NOT_FINGERPRINTED_TRAINING (logging, checkpointing, final
       evaluation, strategy and TPU address);
@@ -170,6 +173,8 @@ def resume_fingerprint(
         "inputs": dataclasses.asdict(config.inputs),
         "training": training,
     }
+    if config.warm_start_steps:  # unset, fingerprints stay those of earlier models
+        identity["warm_start_steps"] = int(config.warm_start_steps)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -244,11 +249,26 @@ def warm_start_builder(base_model: str | None, vocabularies: dict, reports: list
     return build
 
 
-def write_warm_start_report(model_run_dir: str, reports: list) -> None:
-    """What was warm-started from which model (ModelRun artifact), {} for a cold start."""
+def steps_to_train(config: config_lib.TrainerConfig, steps: int, warm_starts: bool) -> int:
+    """The step count run_fn trains: `warm_start_steps` (continuous.warm_start_steps) when it
+    warm-starts from a base model and that is set, else `steps`. The schedule apportions the
+    count over the tasks by their weights (trainer/schedules.py), so every task's budget
+    scales in proportion and the learning rate decays to 0 at the shorter end."""
+    if warm_starts and config.warm_start_steps:
+        return int(config.warm_start_steps)
+    return int(steps)
+
+
+def write_warm_start_report(model_run_dir: str, reports: list, result=None) -> None:
+    """What was warm-started from which model (ModelRun artifact), {} for a cold start; with
+    the train_loop result, also how many steps the warm-started run trained (per task)."""
+    report = reports[-1].to_dict() if reports else {}
+    if report and result is not None:
+        report["steps"] = int(result.total_steps)
+        report["steps_per_task"] = dict(result.steps_per_task)
     path = os.path.join(model_run_dir, WARM_START_FILE)
     with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(reports[-1].to_dict() if reports else {}, sort_keys=True))
+        f.write(json.dumps(report, sort_keys=True))
 
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
@@ -292,17 +312,29 @@ def run_fn(fn_args, build_model_fn=None, extra_modules_fn=None) -> None:
 
     steps = fn_args.train_steps or config.training.steps
     warm_reports: list = []
+    warm_builder = None
+    if build_model_fn is None:
+        warm_builder = warm_start_builder(
+            getattr(fn_args, "base_model", None), vocabularies, warm_reports
+        )
+    trained_steps = steps_to_train(config, steps, warm_starts=warm_builder is not None)
+    if trained_steps != steps:
+        log.info(
+            "Warm-starting: training %d steps (continuous.warm_start_steps) instead of %d",
+            trained_steps,
+            steps,
+        )
     result = train_loop.train(
         config,
         fn_args.model_run_dir,
         train,
         evaluate,
-        total_steps=steps,
+        total_steps=trained_steps,
         audio_mean=stats["audio_mean"],
         audio_std=stats["audio_std"],
-        checkpoint_dir=checkpoint_dir(config, fn_args.model_run_dir, examples_uri, steps),
-        build_model_fn=build_model_fn
-        or warm_start_builder(getattr(fn_args, "base_model", None), vocabularies, warm_reports),
+        # The steps trained decide the weights, so a fine-tune resumes only a fine-tune.
+        checkpoint_dir=checkpoint_dir(config, fn_args.model_run_dir, examples_uri, trained_steps),
+        build_model_fn=build_model_fn or warm_builder,
     )
 
     from trainer import eval_signatures
@@ -332,10 +364,12 @@ def run_fn(fn_args, build_model_fn=None, extra_modules_fn=None) -> None:
 
     if result.is_chief:
         warm_start.write_labels(fn_args.serving_model_dir, vocabularies)
+        # The configured step count, whether or not this run warm-started: the resolver
+        # computes the same before it knows whether there is a base model.
         write_training_identity(
             fn_args.serving_model_dir, resume_fingerprint(config, examples_uri, steps), roots
         )
-        write_warm_start_report(fn_args.model_run_dir, warm_reports)
+        write_warm_start_report(fn_args.model_run_dir, warm_reports, result)
     log.info(
         "Exported the model trained for %d steps to %s; eval metrics in %s",
         result.step,

@@ -94,6 +94,15 @@ section.task { border-top: 2px solid #ddd; margin-top: 2em; }
 """
 
 
+def describe_steps(warm: dict) -> str:
+    """A warm-started run's training steps, per task ("" for older reports without them):
+    `300 steps (digits 225, dtmf 75)`."""
+    if "steps" not in warm:
+        return ""
+    per_task = ", ".join(f"{t} {n}" for t, n in sorted((warm.get("steps_per_task") or {}).items()))
+    return f"{warm['steps']} steps" + (f" ({per_task})" if per_task else "")
+
+
 def training_section(trained_on: dict) -> str:
     """The data spans the model was trained on and what it was warm-started from."""
     spans = ", ".join(map(str, trained_on.get("spans") or [])) or "0 (no spans)"
@@ -108,6 +117,8 @@ def training_section(trained_on: dict) -> str:
             ["fresh heads (labels changed)", html.escape(fresh)],
             ["variables loaded", str(warm.get("variables_loaded", "n/a"))],
         ]
+        if describe_steps(warm):
+            rows.append(["trained (fine-tune)", html.escape(describe_steps(warm))])
     else:
         rows.append(["warm start", "none: trained from scratch (no blessed model)"])
     return "<h3 id='training-data'>Training data and warm start</h3>" + _table(

@@ -5,7 +5,8 @@
    (TFX's rolling_range over MediaExampleGen's artifacts); the report names them;
 2. the same `polyvit run` again: every stage comes from TFX's cache;
 3. one training setting edited: the Trainer and the stages after it run again, the ingestion,
-   the data stages and Transform come from the cache.
+   the data stages and Transform come from the cache; the Trainer warm-starts from the first
+   run's blessed model and trains `continuous.warm_start_steps`, not training.steps.
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ AFTER_TRAINING = ["Trainer", "Evaluator", "ModelReport", "ServingValidator", "Pu
 
 
 def _config_dict(data_root: str, pipeline_root: str) -> dict:
-    """The corpus's image task alone, its data laid out by span, a window of two spans."""
+    """The corpus's image task alone, its data laid out by span, a window of two spans, and
+    half of training.steps (6) after a warm start."""
     data = corpus_config_dict(data_root, pipeline_root)
     shapes = data["tasks"]["shapes"]
     data["tasks"] = {"shapes": {**shapes, "data": {**shapes["data"], "root": "shapes/span-{SPAN}"}}}
-    data["continuous"] = {"span_window": 2}
+    data["continuous"] = {"span_window": 2, "warm_start_steps": 3}
     return data
 
 
@@ -157,3 +159,20 @@ def test_a_training_edit_reruns_exactly_the_trainer_and_what_follows(runs):
     edited = runs["edited"]
     assert set(edited.cached_nodes) == set(DATA_STAGES + ["Transform"])
     assert set(edited.completed_nodes) - RESOLVERS == set(AFTER_TRAINING)
+
+
+def _trained(outputs: local_runner.RunOutputs) -> tuple[dict, dict]:
+    """(the Trainer's eval_metrics.json, its warm_start.json) of a run."""
+    model_run = next(a for a in outputs.artifacts if (a.node, a.key) == ("Trainer", "model_run"))
+    files = ("eval_metrics.json", run_fn.WARM_START_FILE)
+    return tuple(json.load(open(os.path.join(model_run.uri, name))) for name in files)
+
+
+def test_the_warm_started_retrain_trains_the_shorter_budget(runs):
+    first_metrics, first_warm = _trained(runs["first"])
+    assert first_warm == {} and first_metrics["total_steps"] == 6  # cold: training.steps
+    metrics, warm = _trained(runs["edited"])
+    model = next(a for a in runs["first"].artifacts if (a.node, a.key) == ("Trainer", "model"))
+    assert warm["source"].startswith(model.uri) and warm["carried_heads"] == ["shapes"]
+    assert metrics["total_steps"] == metrics["step"] == 3
+    assert warm["steps"] == 3 and warm["steps_per_task"] == {"shapes": 3}
