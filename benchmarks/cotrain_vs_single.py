@@ -34,6 +34,7 @@ from core import cli_args, logs  # noqa: E402
 logs.setup()  # an entry point, before the stack's imports warn about anything
 
 # isort: split
+from benchmarks._records import ingest_once  # noqa: E402
 from core import config as config_lib  # noqa: E402
 from core import features  # noqa: E402
 from trainer import train_loop  # noqa: E402
@@ -41,24 +42,15 @@ from trainer import train_loop  # noqa: E402
 
 def ensure_records(config: config_lib.Config, work: str, scale: str) -> str:
     """The demo media written and ingested under `work` (skipped when already there)."""
-    from components.media_example_gen.beam_ingest import ingest
     from demo.generate import generate
 
-    data_dir, records = os.path.join(work, "demo_data"), os.path.join(work, "records")
-    if not os.path.exists(os.path.join(records, ".complete")):
+    data_dir = os.path.join(work, "demo_data")
+
+    def write_media() -> None:
         print(f"Writing the {scale} demo media to {data_dir} ...", flush=True)
         generate(data_dir, scale, seed=0, force=True)
-        print(f"Ingesting them to {records} ...", flush=True)
-        summary = ingest(
-            config_lib.ingest_config(config),
-            records,
-            os.path.join(work, "quarantine"),
-            [],
-            data_root=data_dir,
-        )
-        summary.check()
-        open(os.path.join(records, ".complete"), "w").close()
-    return records
+
+    return ingest_once(config, work, data_dir, write_media)
 
 
 def patterns(records: str, config: config_lib.Config, split: str) -> dict[str, str]:

@@ -44,6 +44,7 @@ logs.setup()  # an entry point, before the stack's imports warn about anything
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from benchmarks._records import ingest_once  # noqa: E402
 from core import config as config_lib  # noqa: E402
 from core import features  # noqa: E402
 from trainer import train_loop  # noqa: E402
@@ -56,28 +57,18 @@ GOAL_RETRIEVAL = 5.0  # R@1 / chance
 
 def ensure_records(config: config_lib.Config, work: str, data: str) -> str:
     """The demo media written (unless --data) and ingested under `work`, once."""
-    from components.media_example_gen.beam_ingest import ingest
     from demo import vatt_data
 
-    records = os.path.join(work, "records")
-    if os.path.exists(os.path.join(records, ".complete")):
-        return records
-    if not data:
-        data = os.path.join(work, "demo_data")
+    if data:
+        return ingest_once(config, work, data)
+    data = os.path.join(work, "demo_data")
+
+    def write_media() -> None:
         if not os.path.exists(os.path.join(data, vatt_data.ROOT, vatt_data.CSVS[-1])):
             print(f"Writing the VATT demo media to {data} ...", flush=True)
             vatt_data.generate(data)
-    print(f"Ingesting {data} to {records} ...", flush=True)
-    summary = ingest(
-        config_lib.ingest_config(config),
-        records,
-        os.path.join(work, "quarantine"),
-        [],
-        data_root=data,
-    )
-    summary.check()
-    open(os.path.join(records, ".complete"), "w").close()
-    return records
+
+    return ingest_once(config, work, data, write_media)
 
 
 def train_vocabulary(pattern: str, size: int) -> list[str]:

@@ -686,6 +686,14 @@ def labelled_tasks(tasks: list) -> list:
     return [t for t in tasks if t.labelled]
 
 
+def narrowed(cls: type, source: Any, **values: Any) -> Any:
+    """A `cls` (a dataclass) whose fields are `source`'s attributes of the same names, `values`
+    replacing or adding some: what a stage keeps of a task (a slice's task, a report's task,
+    a listed clip), so that a field added to both is carried without another line."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in values]
+    return cls(**{name: getattr(source, name) for name in names}, **values)
+
+
 @dataclass
 class TunerConfig(TrainerConfig):
     """The Tuner's slice: the Trainer's (its trials run the same training loop) and `tuning`."""
@@ -694,16 +702,7 @@ class TunerConfig(TrainerConfig):
 
 
 def ingest_config(config: Config) -> IngestConfig:
-    tasks = [
-        TaskData(
-            name=t.name,
-            modality=t.modality,
-            labelled=t.labelled,
-            label_type=t.label_type,
-            data=t.data,
-        )
-        for t in config.tasks
-    ]
+    tasks = [narrowed(TaskData, t) for t in config.tasks]
     return IngestConfig(tasks=tasks, ingestion=config.ingestion)
 
 

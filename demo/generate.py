@@ -115,15 +115,7 @@ def make_motion(out_dir: str, scale: Scale, seed: int, progress: Progress) -> Da
                     sound = video.motion_audio(motion, spec.fps, spec.audio_sample_rate, rng)
                 suffix = "_av" if has_audio else ""
                 rel = f"{presets.MOTION}/{folder}/{direction}/{direction}_{i:04d}{suffix}.mp4"
-                writers.write_video(
-                    os.path.join(out_dir, rel),
-                    frames,
-                    spec.fps,
-                    spec.crf,
-                    audio=sound,
-                    audio_sample_rate=spec.audio_sample_rate,
-                    audio_bitrate=spec.audio_bitrate,
-                )
+                video.write_motion_clip(os.path.join(out_dir, rel), frames, spec, sound)
                 files.append(
                     {
                         "path": rel,
@@ -328,15 +320,19 @@ def _clear_previous(out_dir: str, force: bool) -> None:
 
 def generate(
     out_dir: str,
-    scale: str = "small",
+    scale: str | Scale = "small",
     seed: int = 0,
     force: bool = False,
     progress: Progress | None = None,
 ) -> list[DatasetResult]:
-    """Writes every demo dataset and `manifest.json` under out_dir; returns one result each."""
-    if scale not in presets.SCALES:
+    """Writes every demo dataset and `manifest.json` under out_dir; returns one result each.
+    `scale`: a preset's name (presets.SCALES) or the sizes themselves (demo/spans.py)."""
+    if isinstance(scale, Scale):
+        chosen = scale
+    elif scale in presets.SCALES:
+        chosen = presets.SCALES[scale]
+    else:
         raise ValueError(f"scale: {scale!r} is not one of {sorted(presets.SCALES)}")
-    chosen = presets.SCALES[scale]
     os.makedirs(out_dir, exist_ok=True)
     _clear_previous(out_dir, force)
     results = []
@@ -348,7 +344,7 @@ def generate(
     manifest = {
         "generator": "polyvit make-demo-data",
         "seed": seed,
-        "scale": scale,
+        "scale": chosen.name,
         "datasets": {r.name: r.manifest for r in results},
     }
     # Written last: its presence marks a complete generation.

@@ -154,17 +154,8 @@ def make_span(
     shutil.copytree(span_dir(out_dir, base), partial, copy_function=shutil.copy2)
     extra_seed = seed + _SEED_STRIDE * (span + 1)
     with tempfile.TemporaryDirectory(dir=out_dir) as extra_dir:
-        results = _generate_scale(extra_dir, extra_scale(presets.SCALES[scale]), extra_seed)
+        results = generate(extra_dir, extra_scale(presets.SCALES[scale]), extra_seed)
         added = _merge_extra(extra_dir, partial, span)
     # Renamed last: a complete span folder appears at once, never half written.
     os.rename(partial, target)
     return SpanResult(span, base, added, target), results
-
-
-def _generate_scale(out_dir: str, scale: presets.Scale, seed: int) -> list[DatasetResult]:
-    """generate() at a scale that is not one of the named presets."""
-    presets.SCALES[scale.name] = scale
-    try:
-        return generate(out_dir, scale.name, seed)
-    finally:
-        del presets.SCALES[scale.name]

@@ -129,15 +129,7 @@ def _write_clip(
     color = rng.uniform(190, 255, size=3)
     frames = video.render_clip(motion, background, alpha, color, spec.noise_std, rng)
     sound = soundtrack(digit, motion, spec.fps, spec.audio_sample_rate, rng) if with_audio else None
-    writers.write_video(
-        path,
-        frames,
-        spec.fps,
-        spec.crf,
-        audio=sound,
-        audio_sample_rate=spec.audio_sample_rate,
-        audio_bitrate=spec.audio_bitrate,
-    )
+    video.write_motion_clip(path, frames, spec, sound)
 
 
 def _combos(name: str, count: int, rng: np.random.Generator, distinct: bool, balanced: bool):

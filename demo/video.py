@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from demo import writers
 from demo.presets import VideoSpec
 
 # (row, column) unit steps; rows grow downwards, as in images.
@@ -157,3 +158,19 @@ def motion_audio(
             part = sound[: max(0, n - at)]
             wave[at : at + len(part)] += 0.4 * part
     return np.clip(wave, -1.0, 1.0)
+
+
+def write_motion_clip(
+    path: str, frames: np.ndarray, spec: VideoSpec, sound: np.ndarray | None = None
+) -> None:
+    """One motion clip as the demo writes them: H.264 at `spec.fps` and `spec.crf`, with its
+    mono soundtrack (AAC at `spec.audio_bitrate`) when there is one."""
+    writers.write_video(
+        path,
+        frames,
+        spec.fps,
+        spec.crf,
+        audio=sound,
+        audio_sample_rate=spec.audio_sample_rate,
+        audio_bitrate=spec.audio_bitrate,
+    )

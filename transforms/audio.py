@@ -47,6 +47,22 @@ def resample(waveform: tf.Tensor, from_rate: tf.Tensor, to_rate: int) -> tf.Tens
     return tf.cond(tf.equal(from_rate, to_rate), lambda: waveform, interpolate)
 
 
+def at_model_rate(waveform: tf.Tensor, sample_rate: tf.Tensor | int, inputs: Inputs) -> tf.Tensor:
+    """float32 [samples] at inputs.audio_sample_rate: the first step of both audio paths."""
+    return resample(tf.cast(waveform, tf.float32), sample_rate, inputs.audio_sample_rate)
+
+
+def padded_to(waveform: tf.Tensor, num_samples: int, filename: tf.Tensor | str = "") -> tf.Tensor:
+    """[samples] padded with silence at the end to at least `num_samples`. An empty waveform
+    is an error naming the record."""
+    length = tf.size(waveform)
+    check = tf.debugging.Assert(
+        length > 0, ["WAVEFORM/feature/floats: the record has no audio samples:", filename]
+    )
+    with tf.control_dependencies([check]):
+        return tf.pad(waveform, [[0, tf.maximum(num_samples - length, 0)]])
+
+
 def sample_waveform_clips(
     waveform: tf.Tensor,
     num_samples: int,
@@ -59,13 +75,8 @@ def sample_waveform_clips(
     """float32 [num_clips, num_samples]: random (training) or central / evenly spaced (eval)
     windows of the waveform; a waveform shorter than a clip is padded with silence at the end.
     An empty waveform is an error naming the record."""
-    length = tf.size(waveform)
-    check = tf.debugging.Assert(
-        length > 0, ["WAVEFORM/feature/floats: the record has no audio samples:", filename]
-    )
-    with tf.control_dependencies([check]):
-        padded = tf.pad(waveform, [[0, tf.maximum(num_samples - length, 0)]])
-    starts = clip_starts(length, num_samples, num_clips, training=training, seed=seed)
+    padded = padded_to(waveform, num_samples, filename)
+    starts = clip_starts(tf.size(waveform), num_samples, num_clips, training=training, seed=seed)
     indices = starts[:, None] + tf.range(num_samples, dtype=tf.int32)[None, :]
     return tf.ensure_shape(tf.gather(padded, indices), [num_clips, num_samples])
 
@@ -176,7 +187,7 @@ def waveform_features(
     """Waveform [samples] at `sample_rate` -> float32 [num_clips, F, M, 1] normalised log-mel,
     SpecAugment-ed in training when `inputs.spec_augment`. Kept apart from record parsing so a
     video record's soundtrack goes through the same code."""
-    waveform = resample(tf.cast(waveform, tf.float32), sample_rate, inputs.audio_sample_rate)
+    waveform = at_model_rate(waveform, sample_rate, inputs)
     clip_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 0)
     clips = sample_waveform_clips(
         waveform,
@@ -210,14 +221,8 @@ def whole_clip_log_mel(
     resampled and silence-padded to at least one clip. Its frames k .. k + F - 1 are exactly
     the log-mel of the window starting at sample k * hop (each frame sees only its own
     samples), so a crop of frames is the spectrogram of a hop-aligned clip."""
-    waveform = resample(tf.cast(waveform, tf.float32), sample_rate, inputs.audio_sample_rate)
-    length = tf.size(waveform)
-    check = tf.debugging.Assert(
-        length > 0, ["WAVEFORM/feature/floats: the record has no audio samples:", filename]
-    )
-    with tf.control_dependencies([check]):
-        padded = tf.pad(waveform, [[0, tf.maximum(clip_samples(inputs) - length, 0)]])
-    return log_mel_spectrogram(padded, inputs)
+    waveform = at_model_rate(waveform, sample_rate, inputs)
+    return log_mel_spectrogram(padded_to(waveform, clip_samples(inputs), filename), inputs)
 
 
 def spectrogram_clip_features(

@@ -19,7 +19,7 @@ import io
 import os
 import posixpath
 
-from core.config import DataSource, TaskData
+from core.config import DataSource, TaskData, narrowed
 from core.features import EVAL, TRAIN
 from media import errors, fs
 from media.errors import MediaError, QuarantineRecord
@@ -573,18 +573,7 @@ def assign_splits(task: str, rows: list[_Row], data_root: str, eval_fraction: fl
             error = MediaError(errors.UNKNOWN_LABEL, f"labels {unknown} never occur in train")
             quarantined.append(_quarantine(task, row, error))
             continue
-        clips.append(
-            SourceClip(
-                path=row.path,
-                start_s=row.start_s,
-                end_s=row.end_s,
-                labels=row.labels,
-                caption=row.caption,
-                split=split,
-                source_id=row.source_id,
-                time_offset_s=row.time_offset_s,
-            )
-        )
+        clips.append(narrowed(SourceClip, row, split=split))
     return TaskSources(task=task, clips=clips, quarantined=quarantined, vocabulary=vocabulary)
 
 

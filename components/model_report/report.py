@@ -19,7 +19,15 @@ import os
 import tensorflow as tf
 
 from components.model_report import pretraining, render, results, tuning
-from core.config import Config, Evaluation, LabelType, Modality, TaskThresholds, labelled_tasks
+from core.config import (
+    Config,
+    Evaluation,
+    LabelType,
+    Modality,
+    TaskThresholds,
+    labelled_tasks,
+    narrowed,
+)
 from trainer.metrics import headline_metric_name
 
 INDEX = "index.html"
@@ -48,16 +56,8 @@ class ReportConfig:
 
 
 def report_config(config: Config) -> ReportConfig:
-    tasks = [
-        ReportTask(
-            name=t.name,
-            modality=t.modality,
-            label_type=t.label_type,
-            num_classes=t.num_classes,
-            eval=t.eval,
-        )
-        for t in labelled_tasks(config.tasks)  # an unlabelled task is neither trained nor evaluated
-    ]
+    # An unlabelled task is neither trained nor evaluated.
+    tasks = [narrowed(ReportTask, t) for t in labelled_tasks(config.tasks)]
     return ReportConfig(
         pipeline_name=config.pipeline_name, tasks=tasks, evaluation=config.evaluation
     )

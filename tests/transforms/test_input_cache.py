@@ -12,33 +12,20 @@ import tensorflow as tf
 
 import core.env  # noqa: F401
 from core import config as config_lib
-from core.config import Inputs, Task
+from tests.support import inputs as support_inputs
 from tests.support import records as support_records
 from transforms import audio, input_pipeline
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo.yaml")
 NUM_RECORDS = 8
-INPUTS = Inputs(
-    image_size=16,
-    video_size=16,
-    num_frames=4,
-    frame_stride=2,
-    audio_seconds=0.5,
-    num_mel_bins=16,
-    shuffle_buffer=4,
-    audio_sample_rate=8000,
-)
+INPUTS = support_inputs.tiny_inputs(shuffle_buffer=4)
 # Augmentations off: the whole frame (no box of area 1 and aspect 1 fits a non-square frame,
 # so the crop falls back to the whole frame), no flip; clips as long as the records, so the
 # random clip and audio offsets can only be 0.
 NO_AUGMENTATION = dataclasses.replace(
     INPUTS, crop_min_area=1.0, crop_max_area=1.0, crop_max_aspect=1.0, random_flip=False
 )
-TASKS = {
-    "image": Task(name="pics", modality="image", num_classes=NUM_RECORDS),
-    "video": Task(name="clips", modality="video", num_classes=NUM_RECORDS),
-    "audio": Task(name="sounds", modality="audio", num_classes=NUM_RECORDS),
-}
+TASKS = support_inputs.modality_tasks(NUM_RECORDS, NUM_RECORDS, NUM_RECORDS)
 
 
 def record(modality: str, i: int, length: float) -> bytes:

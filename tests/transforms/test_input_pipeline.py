@@ -9,25 +9,15 @@ import pytest
 import tensorflow as tf  # noqa: E402
 
 import core.env  # noqa: F401
-from core.config import Inputs, Task  # noqa: E402
+from core.config import Inputs  # noqa: E402
+from tests.support import inputs as support_inputs
 from tests.support import records as support_records
 from transforms import audio, input_pipeline, video  # noqa: E402
 from transforms.augment import mixup  # noqa: E402
 
-INPUTS = Inputs(
-    image_size=16,
-    video_size=16,
-    num_frames=4,
-    frame_stride=2,
-    audio_seconds=0.5,
-    num_mel_bins=16,
-    shuffle_buffer=16,
-    audio_sample_rate=8000,
-)
-IMAGE_TASK = Task(name="pics", modality="image", num_classes=5)
-VIDEO_TASK = Task(name="clips", modality="video", num_classes=4)
-AUDIO_TASK = Task(name="sounds", modality="audio", num_classes=6, label_type="multi")
-TASKS = {"image": IMAGE_TASK, "video": VIDEO_TASK, "audio": AUDIO_TASK}
+INPUTS = support_inputs.TINY_INPUTS
+TASKS = support_inputs.modality_tasks(5, 4, 6, audio_label_type="multi")
+IMAGE_TASK, VIDEO_TASK, AUDIO_TASK = TASKS["image"], TASKS["video"], TASKS["audio"]
 
 
 # --------------------------------------------------------------------------------------------

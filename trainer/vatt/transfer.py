@@ -7,7 +7,8 @@ What carries over is `pretraining.carry_over`:
               tasks read log-mel spectrograms), so they stay with the pretrained model
   encoder     the transformer: the shared encoder (backbone shared) or the video encoder
               (per_modality) into PolyViT's shared encoder, block by block
-Heads never carry over (the tasks' classes are new). A mismatch is an error naming both
+Heads never carry over (the tasks' classes are new). Weights meet by their name within the
+layer and their shape (trainer/warm_start.py's plan); a mismatch is an error naming both
 shapes, never a silent partial load.
 
 The pretrained model is read from a pretraining stage's output directory: its latest
@@ -22,27 +23,47 @@ import tensorflow as tf
 import tf_keras as keras
 
 from core.config import TrainerConfig
+from trainer import warm_start
 from trainer.model import PolyViT
 from trainer.vatt.model import Vatt
 
 log = logging.getLogger("polyvit.vatt")
 
 
+def _by_inner_name(layer: keras.layers.Layer) -> dict[str, tf.Variable]:
+    """A layer's weights by their name below the model's and the layer's scopes
+    (`vatt/encoder_video/block_0/...` and `polyvit/encoder/block_0/...` are both
+    `block_0/...`), so that the two models' counterparts meet by name."""
+    return {w.name.split("/", 2)[-1]: w for w in layer.weights}
+
+
 def _copy(source: keras.layers.Layer, target: keras.layers.Layer, what: str) -> int:
-    pairs = list(zip(source.weights, target.weights, strict=False))
     if len(source.weights) != len(target.weights):
         raise ValueError(
             f"carry_over {what}: {len(source.weights)} pretrained weights but "
             f"{len(target.weights)} in the model (model sizes must match)"
         )
-    for src, dst in pairs:
-        if tuple(src.shape) != tuple(dst.shape):
-            raise ValueError(
-                f"carry_over {what}: {src.name} has shape {tuple(src.shape)} but {dst.name} "
-                f"{tuple(dst.shape)}; use the same model size and video inputs in both stages"
-            )
-        dst.assign(src)
-    return len(pairs)
+    src, dst = _by_inner_name(source), _by_inner_name(target)
+    # warm_start's plan: copy what matches by name and shape (no heads here: no task names).
+    copy, keep = warm_start.plan(
+        {n: tuple(w.shape) for n, w in dst.items()},
+        {n: tuple(w.shape) for n, w in src.items()},
+        task_names=(),
+        carry_heads_for=(),
+    )
+    if keep:
+        wrong = dst[keep[0]]
+        found = src.get(keep[0])
+        have = (
+            f"{found.name} has shape {tuple(found.shape)}" if found is not None else f"no {keep[0]}"
+        )
+        raise ValueError(
+            f"carry_over {what}: {have} but {wrong.name} {tuple(wrong.shape)}; use the same "
+            "model size and video inputs in both stages"
+        )
+    for name in copy:
+        dst[name].assign(src[name])
+    return len(copy)
 
 
 def carry_over(vatt: Vatt, polyvit: PolyViT, what: list[str]) -> dict[str, int]:
