@@ -416,9 +416,9 @@ class Continuous:
     # The Trainer starts from the latest blessed model (TFX's base_model): encoder and
     # tokenizers always, heads of tasks whose labels are unchanged (trainer/warm_start.py).
     warm_start: bool = True
-    # Steps a warm-started Trainer trains instead of training.steps (0: training.steps): a
-    # retrain on a new span is a short fine-tune. The schedule apportions them over the tasks
-    # by the same weights, so every task's budget shrinks in proportion.
+    # Steps a warm-started Trainer trains instead of training.steps (0: training.steps; at
+    # most training.steps): a retrain on a new span is a short fine-tune. The schedule
+    # apportions them over the tasks by the same weights, so every budget shrinks alike.
     warm_start_steps: int = 0
 
 

@@ -251,11 +251,12 @@ def warm_start_builder(base_model: str | None, vocabularies: dict, reports: list
 
 def steps_to_train(config: config_lib.TrainerConfig, steps: int, warm_starts: bool) -> int:
     """The step count run_fn trains: `warm_start_steps` (continuous.warm_start_steps) when it
-    warm-starts from a base model and that is set, else `steps`. The schedule apportions the
-    count over the tasks by their weights (trainer/schedules.py), so every task's budget
-    scales in proportion and the learning rate decays to 0 at the shorter end."""
+    warm-starts from a base model and that is set, at most `steps` (a fine-tune is never longer
+    than a run from scratch, e.g. under `--set training.steps=100`), else `steps`. The
+    schedule apportions the count over the tasks by their weights (trainer/schedules.py), so
+    every task's budget scales in proportion and the learning rate decays to 0 at the end."""
     if warm_starts and config.warm_start_steps:
-        return int(config.warm_start_steps)
+        return min(int(config.warm_start_steps), int(steps))
     return int(steps)
 
 

@@ -26,6 +26,8 @@ def test_only_a_warm_start_trains_warm_start_steps():
     assert run_fn.steps_to_train(config, 3900, warm_starts=False) == 3900
     unset = dataclasses.replace(config, warm_start_steps=0)
     assert run_fn.steps_to_train(unset, 3900, warm_starts=True) == 3900
+    # `--set training.steps=100` on this config: the fine-tune is no longer than a cold run.
+    assert run_fn.steps_to_train(config, 100, warm_starts=True) == 100
 
 
 def test_every_task_budget_scales_in_proportion():
