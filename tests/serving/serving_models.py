@@ -21,6 +21,9 @@ WAVEFORM_SIGNATURE = "tones_raw"
 def export_model(path: str, bias: float) -> str:
     import tensorflow as tf
 
+    # The production export's request checks, so the hostile-request tests exercise them.
+    from trainer.export import checked_input
+
     labels = tf.constant(LABELS)
     image_key = "image/encoded"
 
@@ -42,6 +45,7 @@ def export_model(path: str, bias: float) -> str:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def examples(self, examples):
+            examples = checked_input("examples", examples)
             _, lists, _ = tf.io.parse_sequence_example(
                 examples, sequence_features={image_key: tf.io.VarLenFeature(tf.string)}
             )
@@ -61,6 +65,7 @@ def export_model(path: str, bias: float) -> str:
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
         def waveform(self, waveform):
+            waveform = checked_input("waveform", waveform)
             return self._outputs(tf.reduce_mean(tf.abs(waveform), axis=1, keepdims=True))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")])
