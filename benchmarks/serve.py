@@ -404,7 +404,8 @@ def print_goals(rows: list[Row], sizes: list[Size]) -> None:
         print(
             f"  CPU ms per example (less load-sensitive): in process {cpu['apart']:.2f} at "
             f"8 x batch 1, {cpu['merged']:.2f} at batch 8; the gRPC server at 8 x batch 1: "
-            f"{cpu['off']:.2f} batching off, {cpu['on']:.2f} on"
+            f"{cpu['off']:.2f} batching off, {cpu['on']:.2f} on ({cpu['off'] / cpu['on']:.2f}x "
+            "less with batching: the gain where the server alone is CPU-bound)"
         )
 
 

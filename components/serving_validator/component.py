@@ -103,14 +103,15 @@ def embedding_requests(model_path: str, examples_uri: str, model_name: str) -> d
             f"the model has the signatures {wanted} but no task's eval records have both "
             f"{features.IMAGE_ENCODED} and {features.WAVEFORM} to build their requests from"
         )
+    clips = [record] if record is not None else []  # empty only when not needed
     captions = layout.predict_request(model_name, TEXT_SIGNATURE, WARMUP_CAPTIONS, "captions")
     requests: dict = {}
     if TEXT_SIGNATURE in wanted:
         requests[TEXT_SIGNATURE] = captions
     if EMBED_SIGNATURE in wanted:
-        requests[EMBED_SIGNATURE] = [record]
+        requests[EMBED_SIGNATURE] = clips
     if RANK_SIGNATURE in wanted:
-        rank = layout.predict_request(model_name, RANK_SIGNATURE, [record])
+        rank = layout.predict_request(model_name, RANK_SIGNATURE, clips)
         rank.inputs["captions"].CopyFrom(captions.inputs["captions"])
         requests[RANK_SIGNATURE] = rank
     return requests
