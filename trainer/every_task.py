@@ -77,7 +77,7 @@ def every_task_body(
 
     `updates`: {task: train_loop._Update over the task's optimizer and variables}.
     """
-    from trainer.train_loop import _reduce_sum, _replica_fn
+    from trainer.train_loop import _reduce_sum, _replica_fn, _with_replica_fn
 
     replica_fn = _replica_fn(functools.partial(_every_task_update, updates, tasks), jit_compile)
 
@@ -85,7 +85,7 @@ def every_task_body(
         batches = {name: next(iterators[name]) for name in tasks}
         return _reduce_sum(strategy, strategy.run(replica_fn, args=(batches,)))
 
-    return body
+    return _with_replica_fn(body, replica_fn)
 
 
 def step_bodies(

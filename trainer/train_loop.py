@@ -372,6 +372,13 @@ def _replica_fn(fn: Callable, jit_compile: bool) -> Callable:
     return tf.function(fn, autograph=False, jit_compile=True) if jit_compile else fn
 
 
+def _with_replica_fn(body: Callable[[], dict], replica_fn: Callable) -> Callable[[], dict]:
+    """Keeps a step body's replica function on it (`body.replica_fn`), so that a test can ask
+    the XLA-compiled one for its HLO (tf.function.experimental_get_compiler_ir)."""
+    setattr(body, "replica_fn", replica_fn)  # noqa: B010  (a plain function has no such slot)
+    return body
+
+
 def single_task_body(
     strategy, update: _Update, task: Task, iterator, jit_compile: bool = False
 ) -> Callable[[], dict]:
@@ -382,7 +389,7 @@ def single_task_body(
         features, labels = next(iterator)
         return _reduce_sum(strategy, strategy.run(replica_fn, args=(features, labels)))
 
-    return body
+    return _with_replica_fn(body, replica_fn)
 
 
 def accumulate_body(
@@ -395,7 +402,7 @@ def accumulate_body(
         batches = {name: next(iterator) for name, iterator in iterators.items()}
         return _reduce_sum(strategy, strategy.run(replica_fn, args=(batches,)))
 
-    return body
+    return _with_replica_fn(body, replica_fn)
 
 
 def single_task_step(strategy, update: _Update, task: Task, iterator) -> Callable[[], dict]:
