@@ -89,7 +89,7 @@ def every_task_body(
 
 
 def step_bodies(
-    config: TrainerConfig, strategy, state, iterators: dict
+    config: TrainerConfig, strategy, state, iterators: dict, jit_compile: bool | None = None
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """train_loop's hook: {all tasks: the untraced every-task step}, over the per-task
     optimizers train_loop.restore built and restored (`state.task_optimizers`)."""
@@ -105,7 +105,8 @@ def step_bodies(
         )
         for name, t in tasks.items()
     }
-    body = every_task_body(strategy, updates, tasks, iterators, config.training.jit_compile)
+    jit = config.training.jit_compile if jit_compile is None else jit_compile
+    body = every_task_body(strategy, updates, tasks, iterators, jit)
     return {tuple(tasks): body}
 
 

@@ -21,7 +21,7 @@ from transforms.input_pipeline import feature_shape
 EXAMPLES = 8
 
 
-def _config(jit_compile: bool, schedule: str) -> config_lib.TrainerConfig:
+def _config(jit_compile: bool, schedule: str, min_steps: int = 0) -> config_lib.TrainerConfig:
     overrides = {
         **configs.model_overrides(num_layers=1, num_heads=2),
         "training.schedule": schedule,
@@ -31,6 +31,7 @@ def _config(jit_compile: bool, schedule: str) -> config_lib.TrainerConfig:
         "training.checkpoint_every": 8,
         "training.warmup_steps": 0,
         "training.jit_compile": jit_compile,
+        "training.jit_compile_min_steps": min_steps,
     }
     for name in ("digits", "motion", "dtmf", "tone_mix"):
         overrides[f"tasks.{name}.batch_size"] = 4
@@ -91,10 +92,8 @@ def _step_inputs(key: tuple[str, ...], iterators: dict) -> tuple:
     return ({name: next(iterators[name]) for name in key},)
 
 
-@pytest.mark.parametrize("jit_compile", [True, False])
-@pytest.mark.parametrize("schedule", ["task_by_task", "accumulate"])
-def test_the_loop_runs_every_modality_step_through_xla(tmp_path, schedule, jit_compile):
-    config = _config(jit_compile, schedule)
+def _loop_bodies(tmp_path, config, steps_per_task=None):
+    """The training loop's step bodies over fixed batches, and their task iterators."""
     strategy = tf.distribute.get_strategy()
     steps = config.training.steps
     state = train_loop.restore(
@@ -107,9 +106,21 @@ def test_the_loop_runs_every_modality_step_through_xla(tmp_path, schedule, jit_c
     )
     patterns = {t.name: "in-memory" for t in config.tasks}
     iterators = train_loop.task_iterators(config, strategy, patterns, _fixed_dataset, 0)
-    bodies = train_loop.step_bodies(config, strategy, state, iterators)
+    bodies = train_loop.step_bodies(config, strategy, state, iterators, steps_per_task)
+    return bodies, iterators
+
+
+def _compiled_in_loop(config, bodies) -> list[str]:
     multi = train_loop.MultiStep(list(bodies.values()), [t.name for t in config.tasks])
-    compiled = _xla_functions(multi.run.get_concrete_function().graph)
+    return _xla_functions(multi.run.get_concrete_function().graph)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("schedule", ["task_by_task", "accumulate"])
+def test_the_loop_runs_every_modality_step_through_xla(tmp_path, schedule, jit_compile):
+    config = _config(jit_compile, schedule)
+    bodies, iterators = _loop_bodies(tmp_path, config)
+    compiled = _compiled_in_loop(config, bodies)
     if not jit_compile:
         assert compiled == []
         return
@@ -124,3 +135,16 @@ def test_the_loop_runs_every_modality_step_through_xla(tmp_path, schedule, jit_c
         )
         assert hlo.startswith("HloModule"), key
         assert " dot(" in hlo, key  # the encoder's matmuls, forward and backward
+
+
+def test_jit_compile_min_steps_leaves_the_short_tasks_uncompiled(tmp_path):
+    config = _config(True, "task_by_task", min_steps=100)
+    counts = {"digits": 3000, "motion": 300, "dtmf": 99, "tone_mix": 100}
+    bodies, iterators = _loop_bodies(tmp_path, config, counts)
+    assert len(_compiled_in_loop(config, bodies)) == 3
+    dtmf = bodies[("dtmf",)].replica_fn
+    assert not hasattr(dtmf, "experimental_get_compiler_ir")  # runs as the loop's plain graph
+    hlo = bodies[("tone_mix",)].replica_fn.experimental_get_compiler_ir(
+        *_step_inputs(("tone_mix",), iterators)
+    )(stage="hlo")
+    assert hlo.startswith("HloModule")
