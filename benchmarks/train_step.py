@@ -214,7 +214,10 @@ def loop_benchmark(config, seconds: float, steps: int) -> dict:
         classes = task.num_classes
         labels[task.name] = tf.one_hot(tf.range(task.batch_size) % classes, classes)
         optimizer = state.optimizer or state.task_optimizers[task.name]  # every_task: per task
-        step = make_train_step(state.model, task, optimizer, False)
+        # The isolated steps compiled as the loop's are (training.jit_compile and its
+        # jit_compile_min_steps): a like-for-like mix.
+        jit = train_loop.jit_compiled(training, schedule.steps_per_task()[task.name])
+        step = make_train_step(state.model, task, optimizer, jit)
         x, y = {task.modality: features[task.name]}, labels[task.name]
         step(x, y).numpy()
         calls, elapsed = run_for(lambda s=step, x=x, y=y: s(x, y).numpy(), seconds / 4)
@@ -223,7 +226,9 @@ def loop_benchmark(config, seconds: float, steps: int) -> dict:
     iterators = train_loop.task_iterators(
         trainer_config, strategy, patterns, _constant_dataset(features, labels), 0
     )
-    bodies = train_loop.step_bodies(trainer_config, strategy, state, iterators)
+    bodies = train_loop.step_bodies(
+        trainer_config, strategy, state, iterators, schedule.steps_per_task()
+    )
     keys = list(bodies)
     multi = train_loop.MultiStep([bodies[k] for k in keys], [t.name for t in trainer_config.tasks])
     ids = np.array([keys.index(schedule.tasks_at(i)) for i in range(steps)], np.int32)
@@ -238,6 +243,7 @@ def loop_benchmark(config, seconds: float, steps: int) -> dict:
     mix = 1.0 / sum(share[name] / isolated[name] for name in share)
     return {
         "steps_per_loop": per_loop,
+        "jit_compile": training.jit_compile,
         "isolated": isolated,
         "isolated mix steps/s": mix,
         "loop steps/s": loop_rate,
@@ -301,7 +307,8 @@ def main(argv=None) -> None:
             + ", ".join(f"{name} {rate:.1f}" for name, rate in loop["isolated"].items())
         )
         print(
-            f"  steps_per_loop {loop['steps_per_loop']}: loop {loop['loop steps/s']:.1f} steps/s, "
+            f"  steps_per_loop {loop['steps_per_loop']}, jit_compile {loop['jit_compile']}: "
+            f"loop {loop['loop steps/s']:.1f} steps/s, "
             f"isolated mix {loop['isolated mix steps/s']:.1f} steps/s, "
             f"loop / mix {loop['loop / mix']:.2f}",
             flush=True,

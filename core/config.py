@@ -265,6 +265,10 @@ class Training:
     # XLA-compile each replica's train step (the forward, backward and update); what a TPU
     # always does. The input pipeline and the in-graph step loop stay outside XLA.
     jit_compile: bool = False
+    # With jit_compile: compile the step of a task only if the schedule gives it at least this
+    # many steps (0: every task). XLA takes seconds per step function to compile on a CPU, which
+    # a task with a few hundred steps does not earn back; a TPU compiles every step regardless.
+    jit_compile_min_steps: int = 0
     # Training input pipelines keep each record's deterministic part (decoded JPEG frames, the
     # whole clip's log-mel, labels) after the first epoch; crops, flips, clip and audio offsets,
     # SpecAugment and mixup stay random per step. "memory": in RAM; "file": cache files in the

@@ -288,6 +288,7 @@ def check_training(training: Training) -> None:
             "eval_batch_size",
             "seed",
             "cache_max_mb",
+            "jit_compile_min_steps",
         ),
     )
     _fraction(training, "training", ("momentum",))

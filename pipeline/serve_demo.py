@@ -1,8 +1,8 @@
 """The last step of `make demo`: serve the pushed model and ask it about one file per modality.
 
 Runs the real commands a user would: `polyvit serve` on the push directory (a subprocess, on a
-free loopback port), waits for the gRPC health service to say SERVING, then `polyvit predict`
-on a demo image, video and audio file, printing each file's true label beside the answer.
+free loopback port), waits for the gRPC health service to say SERVING, then one `polyvit predict`
+on a demo image, video and audio file (one client process), after a line of their true labels.
 """
 
 from __future__ import annotations
@@ -86,10 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         wait_until_serving(target, args.startup_timeout)
-        for path, label in pick_files(data_root):
-            print(f"\n$ polyvit predict --server {target} {path}    (true label: {label})")
-            sys.stdout.flush()
-            subprocess.run([*polyvit, "predict", *common, "--server", target, path], check=True)
+        files = pick_files(data_root)
+        print("\nTrue labels:")
+        for path, label in files:
+            print(f"  {path}: {label}")
+        paths = [path for path, _ in files]
+        # One client process for every file: each process start loads the client's stack.
+        print(f"$ polyvit predict --server {target} {' '.join(paths)}", flush=True)
+        subprocess.run([*polyvit, "predict", *common, "--server", target, *paths], check=True)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -77,7 +77,7 @@ def every_task_body(
 
     `updates`: {task: train_loop._Update over the task's optimizer and variables}.
     """
-    from trainer.train_loop import _reduce_sum, _replica_fn
+    from trainer.train_loop import _reduce_sum, _replica_fn, _with_replica_fn
 
     replica_fn = _replica_fn(functools.partial(_every_task_update, updates, tasks), jit_compile)
 
@@ -85,11 +85,11 @@ def every_task_body(
         batches = {name: next(iterators[name]) for name in tasks}
         return _reduce_sum(strategy, strategy.run(replica_fn, args=(batches,)))
 
-    return body
+    return _with_replica_fn(body, replica_fn)
 
 
 def step_bodies(
-    config: TrainerConfig, strategy, state, iterators: dict
+    config: TrainerConfig, strategy, state, iterators: dict, jit_compile: bool | None = None
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
     """train_loop's hook: {all tasks: the untraced every-task step}, over the per-task
     optimizers train_loop.restore built and restored (`state.task_optimizers`)."""
@@ -105,7 +105,8 @@ def step_bodies(
         )
         for name, t in tasks.items()
     }
-    body = every_task_body(strategy, updates, tasks, iterators, config.training.jit_compile)
+    jit = config.training.jit_compile if jit_compile is None else jit_compile
+    body = every_task_body(strategy, updates, tasks, iterators, jit)
     return {tuple(tasks): body}
 
 

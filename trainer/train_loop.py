@@ -15,7 +15,8 @@ The sections below follow the run:
    schedule (schedules.py), so a resumed run continues the same sequence.
 4. Loop: `training.steps_per_loop` steps per traced call (MultiStep: the schedule's branch ids
    for the loop are fed in, and a tf.while_loop dispatches each step to its branch with
-   tf.switch_case); `training.jit_compile` XLA-compiles each replica's step. Every
+   tf.switch_case); `training.jit_compile` XLA-compiles each replica's step (of the tasks with
+   at least `jit_compile_min_steps` steps). Every
    `log_every` steps TensorBoard scalars per task in `<model_dir>/train` and a progress line
    with steps/s and ETA; every `checkpoint_every` steps (and at the end) a checkpoint. A loop
    ends at those steps, so they are where they would be one step per call.
@@ -147,7 +148,7 @@ def train(
     _log_start(state, config, schedule, strategy, total_steps)
 
     iterators = task_iterators(config, strategy, train_patterns, make_dataset_fn, state.start_step)
-    bodies = step_bodies(config, strategy, state, iterators)
+    bodies = step_bodies(config, strategy, state, iterators, schedule.steps_per_task())
     chief = strategies.is_chief(strategy)
     history = run_loop(config, state, schedule, bodies, total_steps, model_dir, chief)
 
@@ -372,6 +373,13 @@ def _replica_fn(fn: Callable, jit_compile: bool) -> Callable:
     return tf.function(fn, autograph=False, jit_compile=True) if jit_compile else fn
 
 
+def _with_replica_fn(body: Callable[[], dict], replica_fn: Callable) -> Callable[[], dict]:
+    """Keeps a step body's replica function on it (`body.replica_fn`), so that a test can ask
+    the XLA-compiled one for its HLO (tf.function.experimental_get_compiler_ir)."""
+    setattr(body, "replica_fn", replica_fn)  # noqa: B010  (a plain function has no such slot)
+    return body
+
+
 def single_task_body(
     strategy, update: _Update, task: Task, iterator, jit_compile: bool = False
 ) -> Callable[[], dict]:
@@ -382,7 +390,7 @@ def single_task_body(
         features, labels = next(iterator)
         return _reduce_sum(strategy, strategy.run(replica_fn, args=(features, labels)))
 
-    return body
+    return _with_replica_fn(body, replica_fn)
 
 
 def accumulate_body(
@@ -395,7 +403,7 @@ def accumulate_body(
         batches = {name: next(iterator) for name, iterator in iterators.items()}
         return _reduce_sum(strategy, strategy.run(replica_fn, args=(batches,)))
 
-    return body
+    return _with_replica_fn(body, replica_fn)
 
 
 def single_task_step(strategy, update: _Update, task: Task, iterator) -> Callable[[], dict]:
@@ -409,22 +417,41 @@ def accumulate_step(strategy, update: _Update, tasks: Mapping[str, Task], iterat
     return tf.function(accumulate_body(strategy, update, tasks, iterators), autograph=False)
 
 
+def jit_compiled(training: Training, steps: int) -> bool:
+    """Whether a step function trained for `steps` steps is XLA-compiled: training.jit_compile,
+    for at least training.jit_compile_min_steps steps (compiling it costs seconds on a CPU)."""
+    return training.jit_compile and steps >= training.jit_compile_min_steps
+
+
 def step_bodies(
-    config: TrainerConfig, strategy, state: TrainState, iterators: dict
+    config: TrainerConfig,
+    strategy,
+    state: TrainState,
+    iterators: dict,
+    steps_per_task: Mapping[str, int] | None = None,
 ) -> dict[tuple[str, ...], Callable[[], dict]]:
-    """{the tasks a schedule entry trains: its untraced step body} (TaskSchedule.tasks_at)."""
-    if config.training.schedule == "every_task":  # IV-ViT: an optimizer per task
+    """{the tasks a schedule entry trains: its untraced step body} (TaskSchedule.tasks_at).
+
+    `steps_per_task` (TaskSchedule.steps_per_task) decides which steps are XLA-compiled under
+    training.jit_compile_min_steps; without it every step is when training.jit_compile is on."""
+    training = config.training
+    counts = steps_per_task or {t.name: training.jit_compile_min_steps for t in config.tasks}
+    if training.schedule == "every_task":  # IV-ViT: an optimizer per task
         from trainer import every_task
 
-        return every_task.step_bodies(config, strategy, state, iterators)
+        return every_task.step_bodies(
+            config, strategy, state, iterators, jit_compiled(training, min(counts.values()))
+        )
     assert state.optimizer is not None, "restore builds the shared optimizer for this schedule"
-    update = _Update(state.model, state.optimizer, state.variables, config.training.grad_clip_norm)
+    update = _Update(state.model, state.optimizer, state.variables, training.grad_clip_norm)
     tasks = {t.name: t for t in config.tasks}
-    jit = config.training.jit_compile
-    if config.training.schedule == "accumulate":
+    if training.schedule == "accumulate":  # every task every step: one step function
+        jit = jit_compiled(training, min(counts.values()))
         return {tuple(tasks): accumulate_body(strategy, update, tasks, iterators, jit)}
     return {
-        (name,): single_task_body(strategy, update, task, iterators[name], jit)
+        (name,): single_task_body(
+            strategy, update, task, iterators[name], jit_compiled(training, counts[name])
+        )
         for name, task in tasks.items()
     }
 
