@@ -320,9 +320,16 @@ _FLOAT_FORMATS = ("flt", "fltp", "dbl", "dblp")
 
 def _check_finite_frame(frame, path: str) -> None:
     """Float PCM can hold NaN and infinity; the integer downmix would turn them into silence or
-    full scale, so they are caught before it."""
-    if frame.format.name in _FLOAT_FORMATS:
-        check_finite(frame.to_ndarray(), path)
+    full scale, so they are caught before it. Read in place from the frame's planes (without
+    their padding), not through a copy of the whole frame."""
+    name = frame.format.name
+    if name not in _FLOAT_FORMATS:
+        return
+    dtype = np.float32 if name.startswith("flt") else np.float64
+    values = frame.samples * (1 if frame.format.is_planar else len(frame.layout.channels))
+    for plane in frame.planes:
+        if not np.isfinite(np.frombuffer(plane, dtype, count=values)).all():
+            check_finite(frame.to_ndarray(), path)  # raises, counting the bad samples
 
 
 def mono_resampler(sample_rate: int):
