@@ -3,7 +3,8 @@
 Like TF Serving's batching session: requests queue per signature (and per non-batch input shape,
 since only equal shapes concatenate); a batch runs when it holds `max_batch_size` rows or its
 oldest request has waited `batch_timeout_micros`. A failure in the merged call is the answer to
-every request in that batch, as in TF Serving.
+every request in that batch, as in TF Serving, except a refused request (INVALID_ARGUMENT, the
+signatures' own request checks): then each request of the batch runs again on its own.
 """
 
 from __future__ import annotations
@@ -191,9 +192,30 @@ class DynamicBatcher:
         try:
             self._on_batch(sum(rows))
             results = split_outputs(self._run(signature, merge_inputs(tasks)), rows)
-        except BaseException as e:  # every request of the batch gets the batch's failure
+        except errors.ServingError as e:
+            if e.code != errors.grpc.StatusCode.INVALID_ARGUMENT or len(tasks) == 1:
+                self._fail(tasks, e)
+                return
+            # The signatures refuse bad requests in the graph (a NaN waveform, an empty
+            # record): one hostile request must not fail the others merged with it, and its
+            # message must name its own row, so each request is run again on its own.
             for task in tasks:
-                task.future.set_exception(e)
+                self._run_one(signature, task)
+            return
+        except BaseException as e:  # every request of the batch gets the batch's failure
+            self._fail(tasks, e)
             return
         for task, result in zip(tasks, results, strict=True):
             task.future.set_result(result)
+
+    def _run_one(self, signature: str, task: _Task) -> None:
+        try:
+            self._on_batch(task.rows)
+            task.future.set_result(self._run(signature, dict(task.inputs)))
+        except BaseException as e:
+            task.future.set_exception(e)
+
+    @staticmethod
+    def _fail(tasks: list[_Task], error: BaseException) -> None:
+        for task in tasks:
+            task.future.set_exception(error)

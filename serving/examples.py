@@ -1,10 +1,13 @@
-"""Checks of serialized examples before they reach the model, so that a hostile or broken
-request is refused with a reason instead of costing a model call (or worse, an answer).
+"""Checks of serialized examples that must happen before they reach the model: what needs
+the server's own limit, or a message TF's parser cannot give.
 
 Predict's `examples` inputs are DMVR SequenceExamples (the export contract) and Classify's are
-tf.Examples. Refused with INVALID_ARGUMENT: an empty record, one that does not parse, one with
-more frames than `max_frames` (a 10,000-frame video would be decoded whole in the graph), and
-float values that are NaN or infinite (a poisoned waveform).
+tf.Examples. Refused with INVALID_ARGUMENT: a record that does not parse (TF's parser would
+answer with the whole record in its message) and one with more frames than `max_frames` (a
+10,000-frame video would be decoded whole in the graph). An empty record and NaN or infinite
+waveform values are refused in the exported signatures themselves (trainer/export.py's
+`checked_input`), where TF Serving refuses them too; Classify's tf.Examples, parsed by the
+transport already, still have their float values checked here.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ def _check_floats(where: str, name: str, feature) -> None:
 
 def check_sequence_example(index: int, serialized: bytes, max_frames: int) -> None:
     where = f"examples[{index}]"
-    if not serialized:
-        raise errors.invalid_argument(f"{where}: the serialized example is empty")
     example = example_pb2.SequenceExample()
     try:
         example.ParseFromString(serialized)
@@ -46,16 +47,12 @@ def check_sequence_example(index: int, serialized: bytes, max_frames: int) -> No
             f"{where}: cannot parse {len(serialized)} bytes as a SequenceExample "
             "(truncated or not a SequenceExample)"
         ) from None
-    for name, feature in example.context.feature.items():
-        _check_floats(where, name, feature)
     for name, feature_list in example.feature_lists.feature_list.items():
         if len(feature_list.feature) > max_frames:
             raise errors.invalid_argument(
                 f"{where}: {name!r} has {len(feature_list.feature)} frames, more than the "
                 f"server's limit of {max_frames} (serving.max_frames); send shorter clips"
             )
-        for feature in feature_list.feature:
-            _check_floats(where, name, feature)
 
 
 def check_sequence_examples(serialized: Iterable[bytes], max_frames: int) -> None:

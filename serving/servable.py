@@ -46,6 +46,18 @@ def read_signature_defs(version_path: str) -> dict:
     raise LoadError(f"{pb_path}: no MetaGraph tagged 'serve'")
 
 
+def graph_error_message(message: str) -> str:
+    """A graph's refusal without TF's wrapping (the node, its stack, the node trailer): the
+    failed assertion's own text (the signatures' request checks, trainer/export.py), else
+    TF's error line."""
+    text = message.split("\n\t [[", 1)[0].strip()
+    if "Detected at node" in text:
+        text = text.rsplit("\n", 1)[-1]  # the error follows the node's stack
+    if text.startswith("assertion failed: [") and text.endswith("]") and "] [" not in text:
+        text = text[len("assertion failed: [") : -1]
+    return text
+
+
 @dataclass
 class Servable:
     name: str
@@ -69,7 +81,7 @@ class Servable:
         try:
             outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
         except tf.errors.InvalidArgumentError as e:
-            raise errors.invalid_argument(e.message) from None
+            raise errors.invalid_argument(graph_error_message(e.message)) from None
         except (TypeError, ValueError) as e:  # a tensor the traced function cannot take
             raise errors.invalid_argument(str(e)) from None
         except tf.errors.OpError as e:

@@ -14,7 +14,9 @@ string [None]. Classify outputs: classes and scores only (what TF Serving's Clas
 All decoding and preprocessing runs in the graph through the input pipeline's eval-mode
 functions, the same code training evaluates with, so there is no train/serve skew. The
 classify signature turns each tf.Example into the equivalent SequenceExample (see
-`example_to_sequence_example`) and then runs exactly the T path.
+`example_to_sequence_example`) and then runs exactly the T path. The T and T_raw inputs
+pass `checked_input` first: a hostile request is refused in the graph, by TF Serving as by the
+local server.
 """
 
 from __future__ import annotations
@@ -93,6 +95,57 @@ def example_to_sequence_example(serialized: tf.Tensor, modality: str) -> tf.Tens
     feature_lists = _encode("tensorflow.FeatureLists", {"feature_list": _one_each(entry)})
     tail = _encode("tensorflow.SequenceExample", {"feature_lists": _one_each(feature_lists)})
     return serialized + tail
+
+
+# --------------------------------------------------------------------------------------------
+# The request checks that live in the graph.
+
+
+def _refuse_unless(ok: tf.Tensor, message: tf.Tensor | str, value: tf.Tensor) -> tf.Tensor:
+    check = tf.debugging.Assert(ok, [message])
+    with tf.control_dependencies([check]):
+        return tf.identity(value)
+
+
+def checked_input(alias: str, tensor: tf.Tensor) -> tf.Tensor:
+    """A signature input after the checks of a request that live in the graph, so TF Serving
+    and the local server refuse the same requests (INVALID_ARGUMENT, naming the input):
+    serialized examples must not be empty and their waveform values must be finite (NaN or
+    infinity would poison every score after them); a float tensor (a raw waveform) must be
+    finite. The T and T_raw signatures and the serving tests' model call this one function.
+    What needs the server's own limits or must be refused before anything is decoded (the
+    message size, `serving.max_frames`, a record that does not parse) the server checks
+    before the graph (serving/examples.py)."""
+    if tensor.dtype == tf.string:
+        lengths = tf.strings.length(tensor)
+        first_empty = tf.argmax(tf.cast(lengths == 0, tf.int32))
+        tensor = _refuse_unless(
+            tf.reduce_all(lengths > 0),
+            tf.strings.format(alias + "[{}]: the serialized example is empty", first_empty),
+            tensor,
+        )
+        # The waveform is the contract's only float feature (a feature list, DMVR's layout).
+        _, lists, _ = tf.io.parse_sequence_example(
+            tensor, sequence_features={keys.WAVEFORM: tf.io.VarLenFeature(tf.float32)}
+        )
+        values = lists[keys.WAVEFORM]
+        bad = tf.logical_not(tf.math.is_finite(values.values))
+        rows = tf.boolean_mask(values.indices[:, 0], bad)
+        return _refuse_unless(
+            tf.equal(tf.size(rows), 0),
+            tf.strings.format(
+                f"{alias}[{{}}]: feature {keys.WAVEFORM} holds NaN or infinite values",
+                tf.reduce_min(rows),  # only shown when there is one
+            ),
+            tensor,
+        )
+    if tensor.dtype.is_floating:
+        return _refuse_unless(
+            tf.reduce_all(tf.math.is_finite(tensor)),
+            f"input {alias} holds NaN or infinite values",  # (TF escapes quotes)
+            tensor,
+        )
+    return tensor
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,14 +230,14 @@ class _ServingModule(tf.Module):
 
         @tf.function(input_signature=[examples_spec])
         def examples_fn(examples):
-            return self._from_examples(task, examples)
+            return self._from_examples(task, checked_input("examples", examples))
 
         raw_name, raw_spec = RAW_INPUTS[task.modality]
         # A signature's input names come from the Python argument names.
         raw_fn = {
             "image": lambda image: self._from_raw(task, image),
             "video": lambda video: self._from_raw(task, video),
-            "waveform": lambda waveform: self._from_raw(task, waveform),
+            "waveform": lambda waveform: self._from_raw(task, checked_input("waveform", waveform)),
         }[raw_name]
         raw_fn = tf.function(raw_fn, input_signature=[raw_spec])
 

@@ -4,6 +4,8 @@ TFX's own InfraValidator starts TF Serving in Docker or on Kubernetes, neither o
 on a laptop or in CI. This component does the same job with the project's TF-Serving-compatible
 server machinery (serving/validation.py): it copies the trained model, writes TF Serving
 warm-up requests made from one real eval example per task into it, loads it and sends them.
+A model with VATT's embedding signatures (`embed_examples`, `embed_text`, `rank_captions`)
+is asked those too, with an eval record that has both frames and a waveform.
 Its output is a standard `InfraBlessing` carrying the warmed-up model (`has_model`), so the
 standard Pusher pushes exactly the model that was validated, warm-up file included, and
 refuses to push a model that failed.
@@ -12,8 +14,10 @@ refuses to push a model that failed.
 import glob
 import logging
 import os
+import re
 
 import tensorflow as tf
+from tensorflow.core.example import example_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
@@ -21,6 +25,8 @@ from tfx.utils import io_utils, path_utils
 from core import features
 from media import fs
 from serving import layout
+from serving.embeddings import EMBED_SIGNATURE, RANK_SIGNATURE, TEXT_SIGNATURE
+from serving.servable import LoadError, read_signature_defs
 from serving.validation import InfraValidationError, validate_model
 
 log = logging.getLogger("polyvit.serving_validator")
@@ -53,6 +59,64 @@ def task_names(examples_uri: str) -> list[str]:
     return sorted(os.path.splitext(n)[0] for n in tf.io.gfile.listdir(vocab_dir))
 
 
+# Captions for the text signatures' warm-up: any words do (unknown ones are out of vocabulary).
+WARMUP_CAPTIONS = (b"a person playing music", b"a dog running")
+_EVAL_FILE = re.compile(r"^(.+)-\d{5}-of-\d{5}")
+
+
+def eval_task_names(examples_uri: str) -> list[str]:
+    """Every task with eval records, unlabelled ones too (they have no vocabulary)."""
+    names = {
+        found.group(1)
+        for name in tf.io.gfile.listdir(features.split_dir(examples_uri, features.EVAL))
+        if (found := _EVAL_FILE.match(name))
+    }
+    return sorted(names)
+
+
+def _has_frames_and_waveform(serialized: bytes) -> bool:
+    lists = example_pb2.SequenceExample.FromString(serialized).feature_lists.feature_list
+    return bool(lists[features.IMAGE_ENCODED].feature) and bool(lists[features.WAVEFORM].feature)
+
+
+def embedding_requests(model_path: str, examples_uri: str, model_name: str) -> dict:
+    """Warm-up requests for the embedding signatures the model has (none: {}), from the first
+    eval record of any task with both frames and a waveform (the pretraining layout)."""
+    try:
+        signatures = read_signature_defs(model_path)
+    except LoadError:
+        return {}  # validate_model says why the model cannot be loaded
+    wanted = [s for s in (EMBED_SIGNATURE, TEXT_SIGNATURE, RANK_SIGNATURE) if s in signatures]
+    if not wanted:
+        return {}
+    record = None
+    for task in eval_task_names(examples_uri):
+        try:
+            (found,) = first_eval_examples(examples_uri, [task])[task]
+        except InfraValidationError:  # empty files: another task may have records
+            continue
+        if _has_frames_and_waveform(found):
+            record = found
+            break
+    if record is None and wanted != [TEXT_SIGNATURE]:
+        raise InfraValidationError(
+            f"the model has the signatures {wanted} but no task's eval records have both "
+            f"{features.IMAGE_ENCODED} and {features.WAVEFORM} to build their requests from"
+        )
+    clips = [record] if record is not None else []  # empty only when not needed
+    captions = layout.predict_request(model_name, TEXT_SIGNATURE, WARMUP_CAPTIONS, "captions")
+    requests: dict = {}
+    if TEXT_SIGNATURE in wanted:
+        requests[TEXT_SIGNATURE] = captions
+    if EMBED_SIGNATURE in wanted:
+        requests[EMBED_SIGNATURE] = clips
+    if RANK_SIGNATURE in wanted:
+        rank = layout.predict_request(model_name, RANK_SIGNATURE, clips)
+        rank.inputs["captions"].CopyFrom(captions.inputs["captions"])
+        requests[RANK_SIGNATURE] = rank
+    return requests
+
+
 def stamp_and_validate(
     model_path: str, examples_uri: str, stamped: str, model_name: str
 ) -> tuple[str | None, int]:
@@ -63,6 +127,7 @@ def stamp_and_validate(
     io_utils.copy_dir(model_path, stamped)
     try:
         requests = first_eval_examples(examples_uri, task_names(examples_uri))
+        requests.update(embedding_requests(stamped, examples_uri, model_name))
         layout.write_warmup_requests(stamped, requests, model_name=model_name)
         validate_model(stamped, model_name=model_name)
     except InfraValidationError as e:

@@ -18,11 +18,18 @@ TASK = "digits"
 WAVEFORM_SIGNATURE = "tones_raw"
 
 
-def export_model(path: str, bias: float) -> str:
+def export_model(path: str, bias: float, embeddings: bool = False) -> str:
+    """The tiny model; `embeddings` adds stand-ins for VATT's embedding signatures (their
+    names, inputs and outputs; `embed_examples` refuses a record without a waveform, as the
+    real one does)."""
     import tensorflow as tf
+
+    # The production export's request checks, so the hostile-request tests exercise them.
+    from trainer.export import checked_input
 
     labels = tf.constant(LABELS)
     image_key = "image/encoded"
+    waveform_key = "WAVEFORM/feature/floats"
 
     class Model(tf.Module):
         def __init__(self):
@@ -42,6 +49,7 @@ def export_model(path: str, bias: float) -> str:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def examples(self, examples):
+            examples = checked_input("examples", examples)
             _, lists, _ = tf.io.parse_sequence_example(
                 examples, sequence_features={image_key: tf.io.VarLenFeature(tf.string)}
             )
@@ -61,6 +69,7 @@ def export_model(path: str, bias: float) -> str:
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
         def waveform(self, waveform):
+            waveform = checked_input("waveform", waveform)
             return self._outputs(tf.reduce_mean(tf.abs(waveform), axis=1, keepdims=True))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")])
@@ -79,8 +88,50 @@ def export_model(path: str, bias: float) -> str:
             out = self._outputs(tf.reshape(num, [-1, 1]))
             return {"classes": out["classes"], "scores": out["scores"]}
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def embed_examples(self, examples):
+            _, lists, _ = tf.io.parse_sequence_example(
+                examples, sequence_features={waveform_key: tf.io.VarLenFeature(tf.float32)}
+            )
+            samples = tf.sparse.reduce_sum(
+                tf.sparse.map_values(tf.ones_like, lists[waveform_key]), [1, 2]
+            )
+            check = tf.debugging.Assert(
+                tf.reduce_all(samples > 0), ["embed_examples: a record without a waveform"]
+            )
+            with tf.control_dependencies([check]):
+                vector = tf.math.l2_normalize(tf.stack([samples, samples + 1.0], axis=1), axis=1)
+            return {"video_va": vector, "audio": vector, "video_vt": vector}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="captions")])
+        def embed_text(self, captions):
+            length = tf.cast(tf.strings.length(captions), tf.float32)
+            return {"text": tf.math.l2_normalize(tf.stack([length, 1.0 + 0 * length], 1), 1)}
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name="examples"),
+                tf.TensorSpec([None], tf.string, name="captions"),
+            ]
+        )
+        def rank_captions(self, examples, captions):
+            video = tf.reduce_mean(self.embed_examples(examples)["video_vt"], axis=0)
+            scores = tf.linalg.matvec(self.embed_text(captions)["text"], video)
+            order = tf.argsort(scores, direction="DESCENDING")
+            return {
+                "scores": tf.gather(scores, order),
+                "captions": tf.gather(captions, order),
+                "order": order,
+            }
+
     model = Model()
     examples_fn = model.examples.get_concrete_function()
+    extra = {}
+    if embeddings:
+        extra = {
+            name: getattr(model, name).get_concrete_function()
+            for name in ("embed_examples", "embed_text", "rank_captions")
+        }
     classify_fn = model.classify.get_concrete_function()
     tf.saved_model.save(
         model,
@@ -91,6 +142,7 @@ def export_model(path: str, bias: float) -> str:
             f"{TASK}_raw": model.raw.get_concrete_function(),
             WAVEFORM_SIGNATURE: model.waveform.get_concrete_function(),
             f"{TASK}_classify": classify_fn,
+            **extra,
         },
     )
     _set_classify_method(path, f"{TASK}_classify")
