@@ -1,4 +1,4 @@
-"""The Beam pipeline: list sources -> reshuffle -> decode -> encode -> TFRecords + quarantine.
+"""The Beam pipeline: list sources (redistributed) -> decode -> encode -> TFRecords + quarantine.
 
 `ingest(config, output_dir, quarantine_dir, beam_pipeline_args, data_root=...)` is the one entry
 point, used by `polyvit ingest` and by the MediaExampleGen TFX executor. `config` is the
@@ -375,10 +375,11 @@ def build_pipeline(
     cache_dir: str = "",
 ) -> None:
     """Adds the ingestion transforms to `root` (no I/O happens until the pipeline runs)."""
+    # Create already redistributes its elements (a Reshuffle inside it, for more than one):
+    # a second Reshuffle would only add a grouping stage and its round trips to the workers.
     decoded = (
         root
         | "ListSources" >> beam.Create(items)
-        | "Reshuffle" >> beam.Reshuffle()
         | "Decode"
         >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir, data_root, cache_dir)).with_outputs(
             _QUARANTINE_TAG, _RECORDS_TAG, _READ_TAG, _REUSED_TAG, main="clips"
