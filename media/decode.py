@@ -40,11 +40,11 @@ _RESIZE_FILTER = "BILINEAR"
 # One scaler thread: ingestion runs one worker process per core, and swscale's own threads
 # (its default is one per CPU) only add hand-offs there on frames this small.
 _SCALER_THREADS = 1
-# The video decoder's threads: slice threads only ("SLICE"; "NONE" is one thread, "AUTO"
-# adds frame threads). Ingestion runs one decoding process per core, and there frame threads
-# cost more than they give: with two workers on 2 cores, 720p H.264 decoded at 1.3-1.5 clips/s
-# with "AUTO" against 1.9-2.2 with one thread or slice threads (1.1 against 1.7-1.8 with the
-# rest of ingestion), and 10% more CPU per clip (benchmarks/ingest.py's corpus).
+# The video decoder's threads: slice threads only ("SLICE"; "AUTO" adds frame threads).
+# Ingestion runs one decoding process per core, and there frame threads cost more than they
+# give: with two workers on 2 cores, 720p H.264 decoded at 1.3-1.5 clips/s with "AUTO"
+# against 1.9-2.2 with one thread or slice threads (1.1 against 1.7-1.8 with the rest of
+# ingestion), and 10% more CPU per clip (benchmarks/ingest.py's corpus).
 _DECODER_THREADS = "SLICE"
 # Colour matrices under which a YUV frame is what a JPEG (JFIF: BT.601, full range) holds once
 # its range is expanded; swscale changes the range between YUV formats but not the matrix, so
@@ -361,14 +361,6 @@ def _open(path: str):
         raise MediaError(reason, f"FFmpeg cannot open it: {e}", path) from None
 
 
-def _set_decoder_threads(video) -> None:
-    """Sets the video decoder's threading to _DECODER_THREADS (before the first packet)."""
-    if _DECODER_THREADS == "NONE":
-        video.codec_context.thread_count = 1
-    else:
-        video.thread_type = _DECODER_THREADS
-
-
 def _pick_streams(container, modality: str, ingestion: Ingestion, path: str):
     videos = [
         s
@@ -384,7 +376,7 @@ def _pick_streams(container, modality: str, ingestion: Ingestion, path: str):
         if not width or not height:
             raise MediaError(errors.CORRUPT_CONTAINER, "the video stream declares no size", path)
         _check_resolution(width, height, ingestion, path)
-        _set_decoder_threads(video)
+        video.thread_type = _DECODER_THREADS  # before the first packet
         return video, audio
     if audio is None:
         raise MediaError(errors.NO_AUDIO_STREAM, "the file has no audio stream", path)

@@ -117,8 +117,8 @@ def training_section(trained_on: dict) -> str:
             ["fresh heads (labels changed)", html.escape(fresh)],
             ["variables loaded", str(warm.get("variables_loaded", "n/a"))],
         ]
-        if describe_steps(warm):
-            rows.append(["trained (fine-tune)", html.escape(describe_steps(warm))])
+        if steps := describe_steps(warm):
+            rows.append(["trained (fine-tune)", html.escape(steps)])
     else:
         rows.append(["warm start", "none: trained from scratch (no blessed model)"])
     return "<h3 id='training-data'>Training data and warm start</h3>" + _table(

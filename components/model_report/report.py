@@ -243,8 +243,8 @@ def describe_training_data(trained_on: dict) -> str:
         )
         if warm.get("fresh_heads"):
             text += f"; fresh heads for {', '.join(warm['fresh_heads'])} (labels changed)"
-        if render.describe_steps(warm):
-            text += f"; fine-tuned for {render.describe_steps(warm)}"
+        if steps := render.describe_steps(warm):
+            text += f"; fine-tuned for {steps}"
     else:
         text += "; trained from scratch (no blessed model to warm-start from)"
     return text
