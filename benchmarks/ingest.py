@@ -280,14 +280,17 @@ def make_long_video(root: str, minutes: float, fps: int) -> str:
 def run_polyvit_ingest(
     source: str, modality: str, workers: int, out_root: str, extra: tuple[str, ...] = ()
 ) -> dict:
-    output = os.path.join(out_root, f"polyvit-{modality}")
-    shutil.rmtree(output, ignore_errors=True)
+    """One `polyvit ingest` run into a folder of its own (two benchmark runs sharing a corpus
+    must not delete each other's output); its records are counted from the files and checked
+    against what the run says it wrote and quarantined."""
+    os.makedirs(out_root, exist_ok=True)
+    output = tempfile.mkdtemp(prefix=f"polyvit-{modality}-", dir=out_root)
     command = [
         sys.executable, "-m", "pipeline.cli", "ingest", "--modality", modality,
         "--fps", str(FPS), "--short-side", str(SHORT_SIDE), "--sample-rate", str(SAMPLE_RATE),
         "--clip-seconds", str(CLIP_SECONDS), "--workers", str(workers), "--quiet",
         "--eval-fraction", "0", *extra,
-        source, output,
+        source, os.path.join(output, "records"),
     ]  # fmt: skip
     start, cpu = time.time(), _children_cpu()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -296,12 +299,35 @@ def run_polyvit_ingest(
         raise SystemExit(f"polyvit ingest failed:\n{result.stderr[-3000:]}")
     from media import dmvr
 
+    records = os.path.join(output, "records")
     clips = frames = 0
-    for path in glob.glob(os.path.join(output, "Split-*", "*-of-*")):
+    for path in glob.glob(os.path.join(records, "Split-*", "*-of-*")):
         for record in dmvr.iter_tfrecord(path):
             clips += 1
             frames += len(dmvr.parse_sequence_example(record).frames)
-    return {"seconds": seconds, "cpu_seconds": cpu, "clips": clips, "frames": frames}
+    tallies = _read_jsonl(os.path.join(records, "quarantine", "counts.jsonl"))
+    said = sum(t["count"] for t in tallies if t["kind"] == "written")
+    quarantined = [
+        f"{q['file']}: {q['reason']}"
+        for q in _read_jsonl(os.path.join(records, "quarantine", "quarantine.jsonl"))
+    ]
+    if said != clips:
+        raise SystemExit(f"polyvit ingest said it wrote {said} clips; {records} holds {clips}")
+    shutil.rmtree(output)
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "clips": clips,
+        "frames": frames,
+        "quarantined": quarantined,
+    }
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,7 +342,7 @@ def _decode_only(path: str) -> int:
     with av.open(path) as container:
         streams = [*container.streams.video[:1], *container.streams.audio[:1]]
         for stream in container.streams.video[:1]:
-            decode._set_decoder_threads(stream)  # the same threading as ingestion's
+            stream.thread_type = decode.DECODER_THREADS  # the same threading as ingestion's
         for packet in container.demux(*streams):
             for _ in packet.decode():
                 frames += packet.stream.type == "video"
@@ -586,7 +612,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, clips in written.items():
             if clips != runs["floor"]["clips"]:
-                print(f"  WARNING: {name} wrote {clips} clips of {runs['floor']['clips']} files")
+                bad = runs[name]["quarantined"]
+                print(
+                    f"  WARNING: {name} wrote {clips} clips of {runs['floor']['clips']} files; "
+                    f"quarantined {len(bad)}: {'; '.join(bad[:5])}"
+                )
         figures[kind] = {
             "runs": runs,
             "ratios": ratios,

@@ -45,7 +45,7 @@ _SCALER_THREADS = 1
 # give: with two workers on 2 cores, 720p H.264 decoded at 1.3-1.5 clips/s with "AUTO"
 # against 1.9-2.2 with one thread or slice threads (1.1 against 1.7-1.8 with the rest of
 # ingestion), and 10% more CPU per clip (benchmarks/ingest.py's corpus).
-_DECODER_THREADS = "SLICE"
+DECODER_THREADS = "SLICE"
 # Colour matrices under which a YUV frame is what a JPEG (JFIF: BT.601, full range) holds once
 # its range is expanded; swscale changes the range between YUV formats but not the matrix, so
 # frames tagged otherwise (BT.709, BT.2020...) go through RGB, converted with their own matrix.
@@ -376,7 +376,7 @@ def _pick_streams(container, modality: str, ingestion: Ingestion, path: str):
         if not width or not height:
             raise MediaError(errors.CORRUPT_CONTAINER, "the video stream declares no size", path)
         _check_resolution(width, height, ingestion, path)
-        video.thread_type = _DECODER_THREADS  # before the first packet
+        video.thread_type = DECODER_THREADS  # before the first packet
         return video, audio
     if audio is None:
         raise MediaError(errors.NO_AUDIO_STREAM, "the file has no audio stream", path)

@@ -11,11 +11,15 @@ ingestion's slice of the config, a `core.config.IngestConfig` (the tasks' data a
     <quarantine_dir>/quarantine.jsonl                    one JSON line per refused input
     <quarantine_dir>/counts.jsonl                        clips written per task and split, and
                                                          refusals per task and reason
+    <quarantine_dir>/processed.txt                       the number of every input the workers
+                                                         finished, one per line (its check below)
 
 and returns an `IngestSummary`. Bad inputs never stop the run: the caller decides with
 `summary.check()`, which fails only when the bad fraction passes `ingestion.max_bad_fraction`,
-after everything good has been written. The same counts are Beam metrics (namespace
-`polyvit.ingest`), so runner UIs (Dataflow, Flink, Spark) show them while the job runs.
+after everything good has been written. An input that comes out neither written nor quarantined
+(a runner that loses elements) fails the run, naming it: nothing is lost silently. The same
+counts are Beam metrics (namespace `polyvit.ingest`), so runner UIs (Dataflow, Flink, Spark)
+show them while the job runs.
 """
 
 from __future__ import annotations
@@ -45,10 +49,12 @@ log = logging.getLogger("polyvit.ingest")
 PROGRESS_SECONDS = 10.0
 QUARANTINE_FILE = "quarantine.jsonl"
 COUNTS_FILE = "counts.jsonl"
+PROCESSED_FILE = "processed.txt"
 _QUARANTINE_TAG = "quarantine"
 _RECORDS_TAG = "records"  # dmvr_records: re-keyed records, (task, split, serialized)
 _REUSED_TAG = "reused"  # one task name per file whose clips came from the decode cache
 _READ_TAG = "read"  # dmvr_records: one task name per record read (the records are the inputs)
+_DONE_TAG = "done"  # WorkItem.number of each item once its clips or its refusal are out
 # How many refused files the summary (and a failure message) names.
 _FIRST_BAD = 10
 
@@ -67,6 +73,7 @@ class WorkItem:
     label_indices: tuple[int, ...]
     # dmvr_records: the clip is a shard of existing records, validated and re-keyed by these.
     rules: dmvr.RekeyRules | None = None
+    number: int = 0  # its place in the run's list of items (the check that none is lost)
 
 
 @dataclasses.dataclass
@@ -257,9 +264,10 @@ class DecodeClipsFn(beam.DoFn):
             self._cache = decode_cache.DecodeCache(self.cache_dir)
 
     def process(self, item: WorkItem):
-        if item.rules is not None:
-            yield from self._records(item)
-            return
+        yield from self._records(item) if item.rules is not None else self._media(item)
+        yield beam.pvalue.TaggedOutput(_DONE_TAG, item.number)
+
+    def _media(self, item: WorkItem):
         clip = item.clip
         produced = 0
         try:
@@ -382,7 +390,15 @@ def build_pipeline(
         | "ListSources" >> beam.Create(items)
         | "Decode"
         >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir, data_root, cache_dir)).with_outputs(
-            _QUARANTINE_TAG, _RECORDS_TAG, _READ_TAG, _REUSED_TAG, main="clips"
+            _QUARANTINE_TAG, _RECORDS_TAG, _READ_TAG, _REUSED_TAG, _DONE_TAG, main="clips"
+        )
+    )
+    _ = (
+        decoded[_DONE_TAG]
+        | "DoneToText" >> beam.Map(str)
+        | "WriteDone"
+        >> beam.io.WriteToText(
+            fs.join(quarantine_dir, PROCESSED_FILE), num_shards=1, shard_name_template=""
         )
     )
     encoded = decoded.clips | "Encode" >> beam.Map(
@@ -462,6 +478,27 @@ def _write_vocabularies(listings: list[sources.TaskSources], output_dir: str) ->
         fs.write_text(features.vocabulary_path(output_dir, listing.task), text)
 
 
+def lost_items(items: list[WorkItem], processed_text: str) -> list[WorkItem]:
+    """The items whose number is not among the processed ones (one per line)."""
+    done = {int(line) for line in processed_text.split()}
+    return [item for item in items if item.number not in done]
+
+
+def _check_none_lost(items: list[WorkItem], quarantine_dir: str) -> None:
+    """Fails the run when the runner dropped inputs: they were neither written nor quarantined
+    (seen with Beam's multi-process DirectRunner while another run shared the machine)."""
+    path = fs.join(quarantine_dir, PROCESSED_FILE)
+    lost = lost_items(items, fs.read_text(path) if fs.exists(path) else "")
+    if lost:
+        named = "; ".join(item.clip.path for item in lost[:_FIRST_BAD])
+        more = f" (and {len(lost) - _FIRST_BAD} more)" if len(lost) > _FIRST_BAD else ""
+        raise IngestError(
+            f"{len(lost)} of {len(items)} inputs came out of the Beam pipeline neither written "
+            f"nor quarantined (the runner lost them): {named}{more}. The output is incomplete; "
+            "ingest again into an empty folder."
+        )
+
+
 def _read_summary(summary: IngestSummary) -> IngestSummary:
     counts_path = fs.join(summary.quarantine_dir, COUNTS_FILE)
     for line in fs.read_text(counts_path).splitlines() if fs.exists(counts_path) else []:
@@ -509,9 +546,12 @@ def ingest(
         for task in config.tasks
     ]
     items = [
-        item
-        for task, listing in zip(config.tasks, listings, strict=True)
-        for item in work_items(task, listing)
+        dataclasses.replace(item, number=number)
+        for number, item in enumerate(
+            item
+            for task, listing in zip(config.tasks, listings, strict=True)
+            for item in work_items(task, listing)
+        )
     ]
     listed_bad = [record for listing in listings for record in listing.quarantined]
     _write_vocabularies(listings, output_dir)
@@ -541,6 +581,7 @@ def ingest(
         if printer is not None:
             printer.stop()
             fs.remove_tree(progress_dir)
+    _check_none_lost(items, quarantine_dir)
     summary = IngestSummary(
         output_dir=output_dir,
         quarantine_dir=quarantine_dir,

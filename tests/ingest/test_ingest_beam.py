@@ -267,3 +267,33 @@ def test_output_with_old_records_is_refused(tmp_path):
         beam_ingest.ingest(
             config, str(tmp_path / "out"), str(tmp_path / "q"), data_root=root, progress=False
         )
+
+
+def test_an_input_the_runner_loses_fails_the_run_naming_it(tmp_path, monkeypatch):
+    """An input that comes out neither written nor quarantined (a runner dropping elements, as
+    Beam's multi-process DirectRunner was seen to do) fails the run instead of vanishing."""
+    root = str(tmp_path / "data")
+    for label, name in (("low", "a.wav"), ("high", "b.wav"), ("low", "c.wav")):
+        write_wav(os.path.join(root, "tones", label, name), seconds=1.0)
+    task = configs.task("audio", 2, "tones")
+    config = ingest_config(
+        configs.build({"tasks": {"tones": task}, "ingestion": dataclasses.asdict(ING)})
+    )
+    original = beam_ingest.DecodeClipsFn.process
+
+    def dropping_b(self, item):
+        if not item.clip.path.endswith("b.wav"):
+            yield from original(self, item)
+
+    monkeypatch.setattr(beam_ingest.DecodeClipsFn, "process", dropping_b)
+    with pytest.raises(beam_ingest.IngestError, match=r"1 of 3 inputs .*lost them\): \S*b\.wav\."):
+        beam_ingest.ingest(
+            config, str(tmp_path / "out"), str(tmp_path / "q"), data_root=root, progress=False
+        )
+
+
+def test_lost_items_are_those_not_processed():
+    clip = sources.SourceClip("x.mp4", None, None, ("a",), "", "train", "x.mp4")
+    items = [beam_ingest.WorkItem("t", "video", clip, (0,), number=n) for n in range(4)]
+    assert [i.number for i in beam_ingest.lost_items(items, "0\n3\n1\n")] == [2]
+    assert beam_ingest.lost_items(items, "3\n2\n1\n0\n") == []
