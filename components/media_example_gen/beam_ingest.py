@@ -51,7 +51,6 @@ QUARANTINE_FILE = "quarantine.jsonl"
 COUNTS_FILE = "counts.jsonl"
 PROCESSED_FILE = "processed.txt"
 _QUARANTINE_TAG = "quarantine"
-_RECORDS_TAG = "records"  # dmvr_records: re-keyed records, (task, split, serialized)
 _REUSED_TAG = "reused"  # one task name per file whose clips came from the decode cache
 _READ_TAG = "read"  # dmvr_records: one task name per record read (the records are the inputs)
 _DONE_TAG = "done"  # WorkItem.number of each item once its clips or its refusal are out
@@ -239,9 +238,13 @@ class _ProgressLogger(threading.Thread):
 
 
 class DecodeClipsFn(beam.DoFn):
-    """WorkItem -> (WorkItem, DecodedClip) per clip; a refused input -> a QuarantineRecord.
-    A shard of existing records (dmvr_records) -> (task, split, serialized) per good record on
-    the `records` output, a QuarantineRecord per bad one, and one `read` count per record."""
+    """WorkItem -> (task, split, serialized SequenceExample) per clip; a refused input -> a
+    QuarantineRecord. A shard of existing records (dmvr_records) -> the same per good record
+    (re-keyed), a QuarantineRecord per bad one, and one `read` count per record.
+
+    Decoding and encoding are one step, so that a record's bytes go from here straight to the
+    writer in the same fused stage: merging two record outputs with a Flatten made Beam's
+    portable runner materialize every record (megabytes each) in the driver and send it back."""
 
     def __init__(
         self,
@@ -286,7 +289,7 @@ class DecodeClipsFn(beam.DoFn):
             for decoded in clips:
                 produced += 1
                 self._count(clips=1)
-                yield item, decoded
+                yield encode_clip(item, decoded, self.data_root, self.ingestion.sample_rate)
         except MediaError as e:
             detail = e.detail + (f" (after {produced} good clips)" if produced else "")
             self._count(quarantined=1)
@@ -317,7 +320,7 @@ class DecodeClipsFn(beam.DoFn):
                     continue
                 self._count(clips=1)
                 Metrics.counter(METRICS_NAMESPACE, f"written/{item.task}/{split}").inc()
-                yield beam.pvalue.TaggedOutput(_RECORDS_TAG, (item.task, split, rekeyed))
+                yield item.task, split, rekeyed
         except Exception as e:  # noqa: BLE001 - TensorFlow's DataLossError and I/O errors alike
             self._count(quarantined=1)
             yield beam.pvalue.TaggedOutput(_READ_TAG, item.task)
@@ -342,8 +345,9 @@ class DecodeClipsFn(beam.DoFn):
             self._progress.flush()
 
 
-def _encode(element, data_root: str, sample_rate: int) -> tuple[str, str, bytes]:
-    item, clip = element
+def encode_clip(
+    item: WorkItem, clip: decode.DecodedClip, data_root: str, sample_rate: int
+) -> tuple[str, str, bytes]:
     if item.modality == "video":
         # DMVR's audio-visual readers need a waveform in every video record: silence, marked.
         clip = dmvr.with_silent_audio(clip, sample_rate)
@@ -390,7 +394,7 @@ def build_pipeline(
         | "ListSources" >> beam.Create(items)
         | "Decode"
         >> beam.ParDo(DecodeClipsFn(ingestion, progress_dir, data_root, cache_dir)).with_outputs(
-            _QUARANTINE_TAG, _RECORDS_TAG, _READ_TAG, _REUSED_TAG, _DONE_TAG, main="clips"
+            _QUARANTINE_TAG, _READ_TAG, _REUSED_TAG, _DONE_TAG, main="records"
         )
     )
     _ = (
@@ -401,10 +405,7 @@ def build_pipeline(
             fs.join(quarantine_dir, PROCESSED_FILE), num_shards=1, shard_name_template=""
         )
     )
-    encoded = decoded.clips | "Encode" >> beam.Map(
-        _encode, data_root=data_root, sample_rate=ingestion.sample_rate
-    )
-    records = (encoded, decoded[_RECORDS_TAG]) | "AllRecords" >> beam.Flatten()
+    records = decoded.records
 
     # One output per (task, split), so that every task's files are named after it.
     targets = [(task, s) for task in task_names for s in features.SPLITS]
