@@ -297,3 +297,18 @@ def test_lost_items_are_those_not_processed():
     items = [beam_ingest.WorkItem("t", "video", clip, (0,), number=n) for n in range(4)]
     assert [i.number for i in beam_ingest.lost_items(items, "0\n3\n1\n")] == [2]
     assert beam_ingest.lost_items(items, "3\n2\n1\n0\n") == []
+
+
+def test_records_reach_the_writers_in_the_decoding_stage(tmp_path):
+    """No Flatten merges record outputs: Beam's portable runner materializes a multi-input
+    Flatten, which sent every record (megabytes) through the driver and, with another run on
+    the machine, lost some of them. Only the small quarantine and tally streams are merged."""
+    import apache_beam as beam
+
+    root = beam.Pipeline()
+    beam_ingest.build_pipeline(
+        root, [], [], ING, ["t"], "", str(tmp_path / "out"), str(tmp_path / "q")
+    )
+    transforms = root.to_runner_api().components.transforms.values()
+    flattens = {t.unique_name for t in transforms if t.spec.urn == "beam:transform:flatten:v1"}
+    assert flattens == {"AllBad", "AllTallies"}
