@@ -193,6 +193,25 @@ def _plane(frame, index: int, width: int, height: int) -> np.ndarray:
     return rows[:height, :width]
 
 
+def _even_luma(y: np.ndarray) -> np.ndarray:
+    """The luma plane `y` (height, width), readable as TurboJPEG reads it for 4:2:0.
+
+    TurboJPEG reads the luma plane padded to an even width and height (its plane-size rule),
+    one column (row) past an odd image's edge, and that pixel enters the DCT of the visible
+    edge block: read from a frame's row padding or past the array, it made the JPEGs of odd
+    widths (455 for 16:9 at short side 256) differ from run to run by up to 20 levels in the
+    bottom-right block. An odd plane is copied into an even buffer whose extra column and row
+    repeat the edge (as libjpeg pads its blocks), and a view of its visible part is returned."""
+    height, width = y.shape
+    if width % 2 == 0 and height % 2 == 0:
+        return y
+    padded = np.empty((height + height % 2, width + width % 2), np.uint8)
+    padded[:height, :width] = y
+    padded[:height, width:] = y[:, -1:]
+    padded[height:] = padded[height - 1]
+    return padded[:height, :width]
+
+
 def _is_jfif_yuv(frame) -> bool:
     return frame.format.name.startswith("yuv") and frame.colorspace in _JFIF_MATRICES
 
@@ -210,7 +229,8 @@ def _frame_jpeg(reformatter, frame, size: tuple[int, int], quality: int) -> byte
             frame, format="yuv420p", dst_color_range="JPEG", threads=_SCALER_THREADS, **common
         )
         chroma = ((width + 1) // 2, (height + 1) // 2)
-        y, u, v = (_plane(yuv, 0, width, height), *(_plane(yuv, i, *chroma) for i in (1, 2)))
+        y = _even_luma(_plane(yuv, 0, width, height))
+        u, v = (_plane(yuv, i, *chroma) for i in (1, 2))
         return simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
     rgb = reformatter.reformat(frame, format="rgb24", threads=_SCALER_THREADS, **common)
     pixels = _plane(rgb, 0, 3 * width, height).reshape(height, width, 3)

@@ -8,6 +8,7 @@ import os
 import av
 import numpy as np
 import pytest
+import simplejpeg
 from PIL import Image
 
 from core.config import Ingestion
@@ -19,6 +20,7 @@ from tests.support.media import (
     write_float_wav,
     write_huge_png_header,
     write_png,
+    write_textured_video,
     write_video,
     write_wav,
 )
@@ -132,6 +134,37 @@ def test_non_finite_samples_are_refused_with_their_reason(tmp_path):
 def test_audio_track_of_a_video(sample_video):
     (clip,) = decode.decode_file(sample_video, "audio", ING)
     assert clip.frames == [] and clip.waveform.shape == (32000,)
+
+
+@pytest.mark.parametrize("width, height", [(71, 40), (40, 71), (71, 41)])
+def test_an_odd_sized_frame_encodes_the_same_whatever_lies_past_its_edge(width, height):
+    """TurboJPEG reads the luma plane padded to even sizes, one column (row) past an odd frame's
+    edge: read from whatever memory followed, it made JPEGs of the same frame differ from run to
+    run, by up to 20 levels in the bottom-right block."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    luma = (60 + rows + cols).astype(np.uint8)  # smooth: JPEG keeps it within a few levels
+    chroma = np.full(((height + 1) // 2, (width + 1) // 2), 128, np.uint8)
+
+    def encode(fill: int) -> bytes:
+        memory = np.full((height + 4, width + 16), fill, np.uint8)  # a frame with row padding
+        memory[:height, :width] = luma
+        y = decode._even_luma(memory[:height, :width])
+        return simplejpeg.encode_jpeg_yuv_planes(y, chroma, chroma.copy(), quality=90)
+
+    assert encode(0) == encode(255)
+    decoded = simplejpeg.decode_jpeg(encode(255), colorspace="GRAY")[..., 0].astype(int)
+    assert decoded.shape == (height, width)
+    assert np.abs(decoded[-8:, -8:] - luma[-8:, -8:]).max() <= 3
+
+
+def test_decoding_a_clip_twice_gives_the_same_bytes(tmp_path):
+    """Records are reproducible: the same file ingested twice gives identical JPEGs (the 16:9
+    clip scales to an odd width, 71x40)."""
+    path = write_textured_video(str(tmp_path / "clip.mp4"), 2, 128, 72, 30, b_frames=3)
+    ingestion = Ingestion(fps=15, short_side=40, clip_seconds=2.0, sample_rate=16000)
+    first, again = (decode.decode_file(path, "video", ingestion) for _ in range(2))
+    assert (first[0].width, first[0].height) == (71, 40)
+    assert [c.frames for c in first] == [c.frames for c in again]
 
 
 def test_image_is_one_resized_frame(tmp_path):
