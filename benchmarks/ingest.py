@@ -26,7 +26,8 @@ Prints, in one run:
      and a second process for the audio, as with its --decode_audio), with as many clips in
      flight as workers, on the same cores;
   4. ingestion's per-file work without Beam (decode, pick, scale, JPEG, serialized record),
-     one process per worker like the floor;
+     one process per worker like the floor; and in one process on a few files, where its CPU
+     time per clip goes: the floor, then each step after the decoder timed apart;
   5. the ratios ingest / floor (goal >= 0.85) and ingest / ffmpeg CLI (goal >= 1.5), with and
      without the start-up;
   6. clips/s of `polyvit ingest` on the audio files, and the peak RSS of one process decoding
@@ -334,13 +335,17 @@ def _read_jsonl(path: str) -> list[dict]:
 # The decode-only floor: PyAV decodes every packet, nothing else.
 
 
-def _decode_only(path: str) -> int:
-    """Decodes every video and audio packet of one file; returns the video frames."""
+def _decode_only(path: str, kinds: tuple[str, ...] = ("video", "audio")) -> int:
+    """Decodes every video and audio packet of one file (or of the streams of `kinds`);
+    returns the video frames."""
     from media import decode
 
     frames = 0
     with av.open(path) as container:
-        streams = [*container.streams.video[:1], *container.streams.audio[:1]]
+        streams = [
+            *(container.streams.video[:1] if "video" in kinds else []),
+            *(container.streams.audio[:1] if "audio" in kinds else []),
+        ]
         for stream in container.streams.video[:1]:
             stream.thread_type = decode.DECODER_THREADS  # the same threading as ingestion's
         for packet in container.demux(*streams):
@@ -389,6 +394,89 @@ def run_in_process(folder: str, workers: int) -> dict:
     """Ingestion's per-file work in one process per worker, as the floor runs: the steady
     state of `polyvit ingest` once Beam and TensorFlow have started."""
     return _run_pool(folder, workers, _decode_and_encode)
+
+
+def _cpu(work, *args):
+    """(CPU seconds of this process, all its threads, the decoder's too, spent in
+    `work(*args)`; its result)."""
+    start = time.process_time()
+    result = work(*args)
+    return time.process_time() - start, result
+
+
+def _picked_frames(path: str, times: list[float]) -> list:
+    """The decoded frames of `path` shown at `times` (what ingestion picked), held at once."""
+    from media import decode
+
+    wanted = {round(t, 3) for t in times}
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = decode.DECODER_THREADS
+        origin = max(0.0, (container.start_time or 0) / av.time_base)
+        return [f for f in container.decode(stream) if round(f.time - origin, 3) in wanted]
+
+
+def _file_breakdown(path: str, ingestion) -> dict:
+    import av.video.reformatter
+
+    from media import decode, dmvr
+
+    def serialized(clips):
+        meta = dmvr.ClipMetadata("bench", os.path.basename(path), 0, 0)
+        return [dmvr.build_sequence_example(c, meta).SerializeToString() for c in clips]
+
+    def encoded(frames, size):
+        scaler = av.video.reformatter.VideoReformatter()
+        return [decode.frame_jpeg(scaler, f, size, ingestion.jpeg_quality) for f in frames]
+
+    floor, _ = _cpu(_decode_only, path)
+    decoding, clips = _cpu(decode.decode_file, path, "video", ingestion)
+    record, _ = _cpu(serialized, clips)
+    audio, _ = _cpu(decode.decode_file, path, "audio", ingestion)
+    audio_decoding, _ = _cpu(_decode_only, path, ("audio",))
+    frames = _picked_frames(path, [t for c in clips for t in c.frame_times])
+    scale_jpeg, _ = _cpu(encoded, frames, (clips[0].width, clips[0].height))
+    return {
+        "floor": floor,
+        "scale_jpeg": scale_jpeg,
+        "audio": audio - audio_decoding,
+        "record": record,
+        "whole": decoding + record,
+        "frames": len(frames),
+    }
+
+
+def measure_breakdown(folder: str, files: int) -> dict:
+    """Where ingestion's CPU time per clip goes, in one process on the first `files` clips: the
+    decode-only floor, each step after the decoder timed apart on the same files (the picked
+    frames' scaling and JPEG, from frames decoded beforehand; the audio's resampling and
+    cutting beyond its decoding; the record), and ingestion without Beam as a whole."""
+    from core.config import Ingestion
+
+    ingestion = Ingestion(
+        fps=FPS, short_side=SHORT_SIDE, sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS
+    )
+    paths = sorted(glob.glob(os.path.join(folder, "*", "*")))[:files]
+    _file_breakdown(paths[0], ingestion)  # warm-up: imports and first-use set-up, not timed
+    each = [_file_breakdown(path, ingestion) for path in paths]
+    per_clip = {name: sum(e[name] for e in each) / len(each) for name in each[0]}
+    per_clip["rest"] = per_clip["whole"] - sum(
+        per_clip[name] for name in ("floor", "scale_jpeg", "audio", "record")
+    )
+    return {"files": len(paths), **per_clip}
+
+
+def _report_breakdown(kind: str, parts: dict) -> None:
+    ms = {name: 1000 * value for name, value in parts.items() if name not in ("files", "frames")}
+    per_frame = ms["scale_jpeg"] / parts["frames"]
+    print(
+        f"  one process, CPU ms per clip ({parts['files']} files, {kind}): floor "
+        f"{ms['floor']:.0f}; after it: scale + JPEG of {parts['frames']:.0f} frames "
+        f"{ms['scale_jpeg']:.0f} ({per_frame:.2f} per frame), audio resampling and cutting "
+        f"{ms['audio']:.0f}, record {ms['record']:.0f}, the rest (demuxing both streams, frame "
+        f"choice, Python) {ms['rest']:.0f}; ingestion without Beam {ms['whole']:.0f}: "
+        f"floor / it {parts['floor'] / parts['whole']:.2f}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-only", action="store_true", help="only the peak-RSS measurement")
     parser.add_argument("--corpus", default=os.path.join(tempfile.gettempdir(), "polyvit-bench"))
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--breakdown-files", type=int, default=6, help="files of the one-process breakdown"
+    )
     args = parser.parse_args(argv)
 
     if args.long_only:
@@ -582,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nvideo+audio, {kind}:")
         for name, run in runs.items():
             print(f"  {name:25s}: {_rates(run)}")
+        breakdown = measure_breakdown(video_dir, args.breakdown_files)
+        _report_breakdown(kind, breakdown)
         share = startup["seconds"] / runs["ingest"]["seconds"]
         print(f"  start-up share of the ingest run: {share:.0%}")
         ratios = {
@@ -622,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratios": ratios,
             "cpu_ratios": cpu_ratios,
             "startup_share": share,
+            "breakdown": breakdown,
         }
 
     figures["polyvit_audio"] = run_polyvit_ingest(audio_dir, "audio", args.workers, out_root)

@@ -216,7 +216,7 @@ def _is_jfif_yuv(frame) -> bool:
     return frame.format.name.startswith("yuv") and frame.colorspace in _JFIF_MATRICES
 
 
-def _frame_jpeg(reformatter, frame, size: tuple[int, int], quality: int) -> bytes:
+def frame_jpeg(reformatter, frame, size: tuple[int, int], quality: int) -> bytes:
     """One decoded frame scaled to `size` and JPEG-encoded by libjpeg-turbo (simplejpeg).
 
     A YUV frame is scaled by swscale straight into 4:2:0 full-range planes, which JPEG stores
@@ -261,7 +261,7 @@ class _FrameSampler:
         assert self._held is not None, "a frame is held before any is encoded"
         time, frame, jpeg = self._held
         if jpeg is None:  # convert only frames that are picked, once even when repeated
-            jpeg = _frame_jpeg(self._reformatter, frame, self.size, self.quality)
+            jpeg = frame_jpeg(self._reformatter, frame, self.size, self.quality)
             self._held = (time, frame, jpeg)
         return jpeg
 
