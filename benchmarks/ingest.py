@@ -342,10 +342,8 @@ def _decode_only(path: str, kinds: tuple[str, ...] = ("video", "audio")) -> int:
 
     frames = 0
     with av.open(path) as container:
-        streams = [
-            *(container.streams.video[:1] if "video" in kinds else []),
-            *(container.streams.audio[:1] if "audio" in kinds else []),
-        ]
+        first = (*container.streams.video[:1], *container.streams.audio[:1])
+        streams = [stream for stream in first if stream.type in kinds]
         for stream in container.streams.video[:1]:
             stream.thread_type = decode.DECODER_THREADS  # the same threading as ingestion's
         for packet in container.demux(*streams):
@@ -373,19 +371,31 @@ def run_decode_floor(folder: str, workers: int) -> dict:
     return _run_pool(folder, workers, _decode_only)
 
 
+def _ingestion():
+    """The comparison's settings as ingestion's config section."""
+    from core.config import Ingestion
+
+    return Ingestion(
+        fps=FPS, short_side=SHORT_SIDE, sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS
+    )
+
+
+def _record(path: str, clip) -> bytes:
+    """One decoded clip of `path` as the serialized SequenceExample ingestion writes."""
+    from media import dmvr
+
+    meta = dmvr.ClipMetadata("bench", os.path.basename(path), 0, 0)
+    return dmvr.build_sequence_example(clip, meta).SerializeToString()
+
+
 def _decode_and_encode(path: str) -> int:
     """What one ingestion worker does per file, without Beam: decode, pick, scale, JPEG,
     SequenceExample, serialized bytes; returns the frames."""
-    from core.config import Ingestion
-    from media import decode, dmvr
+    from media import decode
 
-    ingestion = Ingestion(
-        fps=FPS, short_side=SHORT_SIDE, sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS
-    )
     frames = 0
-    for clip in decode.iter_clips(path, "video", ingestion):
-        meta = dmvr.ClipMetadata("bench", os.path.basename(path), 0, 0)
-        dmvr.build_sequence_example(clip, meta).SerializeToString()
+    for clip in decode.iter_clips(path, "video", _ingestion()):
+        _record(path, clip)
         frames += len(clip.frames)
     return frames
 
@@ -419,11 +429,10 @@ def _picked_frames(path: str, times: list[float]) -> list:
 def _file_breakdown(path: str, ingestion) -> dict:
     import av.video.reformatter
 
-    from media import decode, dmvr
+    from media import decode
 
     def serialized(clips):
-        meta = dmvr.ClipMetadata("bench", os.path.basename(path), 0, 0)
-        return [dmvr.build_sequence_example(c, meta).SerializeToString() for c in clips]
+        return [_record(path, clip) for clip in clips]
 
     def encoded(frames, size):
         scaler = av.video.reformatter.VideoReformatter()
@@ -451,11 +460,7 @@ def measure_breakdown(folder: str, files: int) -> dict:
     decode-only floor, each step after the decoder timed apart on the same files (the picked
     frames' scaling and JPEG, from frames decoded beforehand; the audio's resampling and
     cutting beyond its decoding; the record), and ingestion without Beam as a whole."""
-    from core.config import Ingestion
-
-    ingestion = Ingestion(
-        fps=FPS, short_side=SHORT_SIDE, sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS
-    )
+    ingestion = _ingestion()
     paths = sorted(glob.glob(os.path.join(folder, "*", "*")))[:files]
     _file_breakdown(paths[0], ingestion)  # warm-up: imports and first-use set-up, not timed
     each = [_file_breakdown(path, ingestion) for path in paths]
